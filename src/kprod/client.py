@@ -1,0 +1,456 @@
+"""``Producer``: the public face of kprod, the Java KafkaProducer in Python.
+
+``send()`` runs on the caller's thread and does only what must be done per
+record: serialize, pick the partition, append to the partition's open batch.
+Everything else (metadata, connections, requests, retries, callbacks) runs on
+the producer's one I/O thread.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from kprod import serializers as _serializers
+from kprod.config import ProducerConfig
+from kprod.errors import (
+    ConfigError,
+    ForkedProducerError,
+    InterruptError,
+    KafkaError,
+    KafkaTimeoutError,
+    ProducerClosedError,
+    RecordTooLargeError,
+    SerializationError,
+)
+from kprod.net.address import parse_address
+from kprod.net.client import NetworkClient
+from kprod.partitioner import Partitioner, murmur2, resolve_partitioner
+from kprod.producer.accumulator import RecordAccumulator
+from kprod.producer.batch import RecordFuture, SendCallback
+from kprod.producer.idempotence import IdempotenceState
+from kprod.producer.memory import MemoryPool
+from kprod.producer.metadata import ClusterMetadata, PartitionInfo
+from kprod.producer.sender import Sender
+from kprod.producer.sticky import StickyPartitioner
+from kprod.protocol.compression import codec_for_name
+from kprod.protocol.records import BATCH_HEADER_SIZE
+from kprod.record import Header, ProducerRecord
+
+__all__ = ["Producer"]
+
+log = logging.getLogger("kprod.producer")
+
+_client_ids = itertools.count(1)
+_live_producers: "weakref.WeakSet[Producer]" = weakref.WeakSet()
+_time_ns = time.time_ns
+_monotonic = time.monotonic
+
+
+def _monotonic_ms() -> float:
+    return _monotonic() * 1000.0
+
+
+class Producer:
+    """A thread-safe Kafka producer.
+
+    ``Producer({"bootstrap.servers": "host:9092"})``; ``send()`` returns a
+    future; use it as a context manager, or call ``close()``, so that every
+    accepted record is delivered or failed before the program moves on.
+    """
+
+    def __init__(self, config: Mapping[str, Any] | None = None, **overrides: Any) -> None:
+        merged = dict(config or {})
+        merged.update({key.replace("_", "."): value for key, value in overrides.items()})
+        self.config = cfg = ProducerConfig(merged)
+        self._closed = False
+        self._forked = False
+        self._owner_pid = os.getpid()
+        self.client_id: str = cfg["client.id"] or f"kprod-producer-{next(_client_ids)}"
+        self._key_serializer = _serializers.resolve_serializer(cfg["key.serializer"])
+        self._value_serializer = _serializers.resolve_serializer(cfg["value.serializer"])
+        self._key_is_bytes = _serializers.is_default_bytes(self._key_serializer)
+        self._value_is_bytes = _serializers.is_default_bytes(self._value_serializer)
+        self._partitioner: Partitioner | None = resolve_partitioner(cfg["partitioner.class"], cfg)
+        self._ignore_keys: bool = cfg["partitioner.ignore.keys"]
+        self._interceptors = _load_interceptors(cfg["interceptor.classes"], cfg)
+        self._max_block_ms: int = cfg["max.block.ms"]
+        self._max_request_size: int = cfg["max.request.size"]
+        self._buffer_memory: int = cfg["buffer.memory"]
+        bootstrap = [parse_address(address) for address in cfg["bootstrap.servers"]]
+        if not bootstrap:
+            raise ConfigError("bootstrap.servers is empty: give at least one broker as host:port.")
+
+        self._metadata = ClusterMetadata(
+            metadata_max_age_ms=cfg["metadata.max.age.ms"], metadata_max_idle_ms=cfg["metadata.max.idle.ms"]
+        )
+        network = NetworkClient(
+            client_id=self.client_id,
+            clock=_monotonic_ms,
+            request_timeout_ms=cfg["request.timeout.ms"],
+            reconnect_backoff_ms=cfg["reconnect.backoff.ms"],
+            reconnect_backoff_max_ms=cfg["reconnect.backoff.max.ms"],
+            connection_setup_timeout_ms=cfg["socket.connection.setup.timeout.ms"],
+            send_buffer_bytes=cfg["send.buffer.bytes"],
+            receive_buffer_bytes=cfg["receive.buffer.bytes"],
+        )
+        self._wakeup = network.wakeup
+        codec = codec_for_name(cfg["compression.type"])
+        level_key = {1: "compression.gzip.level", 3: "compression.lz4.level", 4: "compression.zstd.level"}.get(codec)
+        self._accumulator = RecordAccumulator(
+            batch_size=max(1, cfg["batch.size"]),
+            linger_ms=cfg["linger.ms"],
+            codec=codec,
+            compression_level=cfg[level_key] if level_key else None,
+            pool=MemoryPool(self._buffer_memory),
+            sticky=StickyPartitioner(max(1, cfg["batch.size"]), adaptive=cfg["partitioner.adaptive.partitioning.enable"]),
+            clock_ms=_monotonic_ms,
+            delivery_timeout_ms=cfg["delivery.timeout.ms"],
+            retry_backoff_ms=cfg["retry.backoff.ms"],
+            retry_backoff_max_ms=cfg["retry.backoff.max.ms"],
+            wakeup=network.wakeup,
+        )
+        self._idempotence = IdempotenceState() if cfg.idempotence_enabled else None
+        self._sender = Sender(
+            client=network,
+            metadata=self._metadata,
+            accumulator=self._accumulator,
+            idempotence=self._idempotence,
+            clock_ms=_monotonic_ms,
+            bootstrap=bootstrap,
+            acks=cfg["acks"],
+            retries=cfg["retries"],
+            request_timeout_ms=cfg["request.timeout.ms"],
+            delivery_timeout_ms=cfg["delivery.timeout.ms"],
+            max_request_size=self._max_request_size,
+            max_in_flight=cfg["max.in.flight.requests.per.connection"],
+            retry_backoff_ms=cfg["retry.backoff.ms"],
+            retry_backoff_max_ms=cfg["retry.backoff.max.ms"],
+        )
+        self._thread = threading.Thread(target=self._sender.run, name=f"kprod-network-thread | {self.client_id}", daemon=True)
+        self._thread.start()
+        _live_producers.add(self)
+        log.debug("Producer %s started (idempotence %s)", self.client_id, "on" if self._idempotence else "off")
+
+    # -- sending -------------------------------------------------------------------
+
+    def send(
+        self,
+        topic: str | ProducerRecord,
+        value: Any = None,
+        key: Any = None,
+        partition: int | None = None,
+        timestamp: int | None = None,
+        headers: Sequence[Header] | None = None,
+        callback: SendCallback | None = None,
+    ) -> RecordFuture:
+        """Queue one record; returns a future of its :class:`~kprod.RecordMetadata`.
+
+        ``send(ProducerRecord(...), callback=cb)`` or ``send(topic, value, key=...)``.
+        ``callback(metadata, exception)`` runs on the I/O thread once the record
+        is acknowledged or failed; keep it quick. Raises at once for errors
+        before sending: serialization, unknown topic or full buffer after
+        ``max.block.ms``, a record too large, a closed producer.
+        """
+        if self._closed or self._forked:
+            self._raise_unusable()
+        if type(topic) is not str:
+            if isinstance(topic, ProducerRecord):
+                if callback is None and value is not None and callable(value):
+                    callback, value = value, None  # send(record, cb) positional form
+                topic, value, key, partition, timestamp, headers = topic
+            else:
+                raise TypeError(
+                    f"send() takes a topic name (str) or a ProducerRecord, not {type(topic).__name__}."
+                )
+        if self._interceptors:
+            topic, value, key, partition, timestamp, headers, callback = self._intercept(
+                topic, value, key, partition, timestamp, headers, callback
+            )
+        metadata = self._metadata
+        num_partitions = metadata.partition_counts.get(topic)
+        if num_partitions is None:
+            num_partitions = self._wait_for_topic(topic)
+
+        if self._key_is_bytes and (key is None or type(key) is bytes):
+            key_bytes = key
+        else:
+            key_bytes = self._serialize(self._key_serializer, topic, key, "key")
+        if self._value_is_bytes and (value is None or type(value) is bytes):
+            value_bytes = value
+        else:
+            value_bytes = self._serialize(self._value_serializer, topic, value, "value")
+
+        if partition is None:
+            if self._partitioner is not None:
+                partition = self._custom_partition(topic, key, key_bytes, value, value_bytes, num_partitions)
+            elif key_bytes is not None and not self._ignore_keys:
+                partition = (murmur2(key_bytes) & 0x7FFFFFFF) % num_partitions
+            else:
+                partition = -1
+        elif type(partition) is not int or not 0 <= partition < num_partitions:
+            raise _bad_partition(topic, partition, num_partitions)
+
+        if timestamp is None:
+            timestamp = _time_ns() // 1_000_000
+        elif type(timestamp) is not int or timestamp < 0:
+            raise ValueError(
+                f"Invalid timestamp {timestamp!r} for a record to {topic}: "
+                "give milliseconds since the epoch as a non-negative int, or None for now."
+            )
+        if headers is not None:
+            headers = _check_headers(topic, headers)
+
+        size = (len(key_bytes) if key_bytes else 0) + (len(value_bytes) if value_bytes else 0)
+        if size + BATCH_HEADER_SIZE > self._max_request_size or size > self._buffer_memory:
+            self._raise_too_large(topic, size)
+        return self._accumulator.append(
+            topic, partition, timestamp, key_bytes, value_bytes, headers, callback,
+            num_partitions, metadata.available.get(topic), self._max_block_ms,
+        )
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Send everything queued now and wait until each such record is done.
+
+        Raises :class:`~kprod.errors.KafkaTimeoutError` if ``timeout`` seconds
+        pass first. Records' own failures are reported through their futures.
+        """
+        if self._forked:
+            self._raise_unusable()
+        if threading.current_thread() is self._thread:
+            raise KafkaError("flush() cannot be called from a send callback: it would wait for itself.")
+        pending = self._accumulator.begin_flush()
+        self._wakeup()
+        deadline = None if timeout is None else _monotonic() + timeout
+        try:
+            while pending:
+                batch = pending.pop()
+                if deadline is None:
+                    batch.event.wait()
+                elif not batch.event.wait(max(0.0, deadline - _monotonic())):
+                    raise KafkaTimeoutError(
+                        f"flush() timed out after {timeout}s with records still pending; "
+                        "they stay queued and will still be delivered or failed."
+                    )
+                if not batch.done:  # split: wait for the batches its records moved to
+                    pending.extend({id(f._batch): f._batch for f in batch.futures}.values())
+        finally:
+            self._accumulator.end_flush()
+
+    def close(self, timeout: float | None = None) -> None:
+        """Deliver or fail every pending record, then stop the I/O thread.
+
+        Waits up to ``timeout`` seconds (None: as long as it takes); after that,
+        records still pending fail with :class:`~kprod.errors.ProducerClosedError`.
+        Safe to call more than once; ``send()`` raises afterwards.
+        """
+        if not self._closed:
+            self._closed = True
+            _live_producers.discard(self)
+            self._accumulator.close()
+            self._metadata.notify_waiters()
+        if self._forked:
+            return
+        if threading.current_thread() is self._thread:
+            log.warning("close() called from a send callback: closing without waiting (as Java does)")
+            self._sender.force()
+            return
+        if timeout is not None and timeout <= 0:
+            self._sender.force()
+        else:
+            self._sender.initiate_close()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._sender.force()
+            self._thread.join()
+
+    def partitions_for(self, topic: str) -> list[PartitionInfo]:
+        """The partitions of ``topic`` (waits for metadata up to ``max.block.ms``)."""
+        if self._closed or self._forked:
+            self._raise_unusable()
+        if topic not in self._metadata.partition_counts:
+            self._wait_for_topic(topic)
+        return list(self._metadata.partitions.get(topic, ()))
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Producer {self.client_id}{' closed' if self._closed else ''}>"
+
+    # -- internals -----------------------------------------------------------------
+
+    def _raise_unusable(self) -> None:
+        if self._forked or os.getpid() != self._owner_pid:
+            self._forked = True
+            raise ForkedProducerError(
+                "This producer was created in another process (before fork()); its I/O thread does not exist "
+                "here. Create a new Producer in the child process."
+            )
+        raise ProducerClosedError("Cannot send: the producer is closed. Create a new Producer.")
+
+    def _wait_for_topic(self, topic: str) -> int:
+        if type(topic) is not str or not topic:
+            raise ValueError(f"Invalid topic {topic!r}: give a non-empty topic name (str).")
+        self._metadata.add_topic(topic, _monotonic_ms())
+        self._wakeup()
+        deadline = _monotonic() + self._max_block_ms / 1000.0
+        try:
+            count = self._metadata.wait_for_topic(topic, deadline, self._wakeup)
+        except KeyboardInterrupt as exc:
+            raise InterruptError("Interrupted while waiting for the metadata of topic " + topic) from exc
+        if count < 0:
+            if self._closed:
+                raise ProducerClosedError("The producer was closed while waiting for topic metadata.")
+            cause = self._metadata.topic_errors.get(topic)
+            reason = f" The cluster said: {cause}" if cause else ""
+            brokers = "" if self._metadata.brokers else " No broker answered: check bootstrap.servers and that the cluster runs."
+            raise KafkaTimeoutError(
+                f"Topic {topic} not present in metadata after {self._max_block_ms} ms (max.block.ms).{reason}{brokers} "
+                "Create the topic (or enable auto-creation on the brokers), or check its name."
+            )
+        return count
+
+    def _serialize(self, serializer: Any, topic: str, data: Any, what: str) -> bytes | None:
+        try:
+            result = serializer(topic, data)
+        except SerializationError:
+            raise
+        except Exception as exc:
+            raise SerializationError(
+                f"Could not serialize the {what} of a record for topic {topic} "
+                f"({type(data).__name__}): {exc}. Check {what}.serializer."
+            ) from exc
+        if result is not None and type(result) is not bytes:
+            if isinstance(result, (bytearray, memoryview)):
+                return bytes(result)
+            raise SerializationError(
+                f"The {what}.serializer returned {type(result).__name__} for topic {topic}; "
+                "a serializer must return bytes or None."
+            )
+        return result
+
+    def _custom_partition(self, topic: str, key: Any, key_bytes: bytes | None, value: Any, value_bytes: bytes | None, num_partitions: int) -> int:
+        assert self._partitioner is not None
+        partition = self._partitioner.partition(topic, key, key_bytes, value, value_bytes, _ClusterView(self._metadata))
+        if type(partition) is not int or not 0 <= partition < num_partitions:
+            raise _bad_partition(topic, partition, num_partitions, by="partitioner.class")
+        return partition
+
+    def _intercept(self, topic: str, value: Any, key: Any, partition: int | None, timestamp: int | None,
+                   headers: Sequence[Header] | None, callback: SendCallback | None) -> tuple[Any, ...]:
+        record = ProducerRecord(topic, value, key, partition, timestamp, headers)
+        for interceptor in self._interceptors:
+            try:
+                record = interceptor.on_send(record)
+            except Exception:
+                log.exception("Interceptor %r failed in on_send; the record goes on unchanged", interceptor)
+        interceptors = self._interceptors
+        user_callback = callback
+
+        def acknowledged(metadata: Any, exception: BaseException | None) -> None:
+            for interceptor in interceptors:
+                try:
+                    interceptor.on_acknowledgement(metadata, exception)
+                except Exception:
+                    log.exception("Interceptor %r failed in on_acknowledgement", interceptor)
+            if user_callback is not None:
+                user_callback(metadata, exception)
+
+        return (*record, acknowledged)
+
+    def _raise_too_large(self, topic: str, size: int) -> None:
+        limit = min(self._max_request_size, self._buffer_memory)
+        which = "max.request.size" if self._max_request_size <= self._buffer_memory else "buffer.memory"
+        raise RecordTooLargeError(
+            f"The record for topic {topic} is {size} bytes serialized, larger than {which} ({limit} bytes); "
+            f"it was not sent. Raise {which} (and the topic's max.message.bytes) or send smaller records."
+        )
+
+
+class _ClusterView:
+    """What a custom partitioner may ask about the cluster."""
+
+    __slots__ = ("_metadata",)
+
+    def __init__(self, metadata: ClusterMetadata) -> None:
+        self._metadata = metadata
+
+    def partition_count(self, topic: str) -> int:
+        return self._metadata.partition_counts.get(topic, 0)
+
+    def partitions_for_topic(self, topic: str) -> list[PartitionInfo]:
+        return list(self._metadata.partitions.get(topic, ()))
+
+    def available_partitions_for_topic(self, topic: str) -> list[int]:
+        return list(self._metadata.available.get(topic, ()))
+
+
+def _bad_partition(topic: str, partition: Any, num_partitions: int, by: str = "the record") -> ValueError:
+    return ValueError(
+        f"Invalid partition {partition!r} for topic {topic} (set by {by}): it has {num_partitions} partitions, "
+        f"so give an int from 0 to {num_partitions - 1}, or None to let the partitioner choose."
+    )
+
+
+def _check_headers(topic: str, headers: Sequence[Header]) -> Sequence[Header]:
+    for header in headers:
+        if (
+            type(header) is not tuple or len(header) != 2 or type(header[0]) is not str
+            or not (header[1] is None or type(header[1]) is bytes)
+        ):
+            if isinstance(header, (tuple, list)) and len(header) == 2 and isinstance(header[0], str) and isinstance(header[1], (bytearray, memoryview)):
+                return [(k, bytes(v) if v is not None else None) for k, v in headers]
+            raise SerializationError(
+                f"Invalid header {header!r} on a record for topic {topic}: headers are (str, bytes | None) pairs."
+            )
+    return headers
+
+
+def _load_interceptors(specs: Sequence[Any], cfg: ProducerConfig) -> list[Any]:
+    interceptors = []
+    for spec in specs or ():
+        if isinstance(spec, str):
+            module_name, _, attr = spec.rpartition(".")
+            if not module_name:
+                raise ConfigError(f"interceptor.classes entry {spec!r}: give 'package.module.ClassName'.")
+            try:
+                import importlib
+
+                spec = getattr(importlib.import_module(module_name), attr)
+            except (ImportError, AttributeError) as exc:
+                raise ConfigError(f"interceptor.classes entry {spec!r} could not be loaded: {exc}.") from exc
+        interceptor = spec() if isinstance(spec, type) else spec
+        if not hasattr(interceptor, "on_send") or not hasattr(interceptor, "on_acknowledgement"):
+            raise ConfigError(f"interceptor {interceptor!r} needs on_send(record) and on_acknowledgement(metadata, exception).")
+        if hasattr(interceptor, "configure"):
+            interceptor.configure(cfg.originals)
+        interceptors.append(interceptor)
+    return interceptors
+
+
+def _after_fork_in_child() -> None:
+    for producer in list(_live_producers):
+        producer._forked = True
+
+
+def _close_at_exit() -> None:
+    for producer in list(_live_producers):
+        try:
+            producer.close()
+        except Exception:  # pragma: no cover - best effort at interpreter exit
+            log.exception("Closing %r at exit failed", producer)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(_close_at_exit)

@@ -1,0 +1,1 @@
+"""Sockets: per-broker connections and version negotiation."""

@@ -1,0 +1,433 @@
+"""Non-blocking connections to many brokers, driven by one I/O thread.
+
+Like the Java client's NetworkClient: the producer's sender asks whether a
+node is ready, sends requests to it with a handler, and calls :meth:`poll`,
+which does all socket I/O (connect, ApiVersions negotiation, writes, reads),
+expires requests past ``request.timeout.ms`` and runs the handlers. Nothing
+here blocks but ``poll``'s select, and nothing here is thread-safe except
+:meth:`wakeup`.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import selectors
+import socket
+from collections import deque
+from typing import Any, Callable
+
+from kprod._version import __version__
+from kprod.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, ProtocolError
+from kprod.protocol.connection import ClientConnection
+from kprod.protocol.messages import CLIENT_VERSIONS, ApiKey
+from kprod.protocol.versions import api_versions_request, broker_ranges, negotiate
+
+__all__ = ["NetworkClient", "Handler"]
+
+log = logging.getLogger("kprod.net")
+
+#: Called once per request with (response, None) or (None, error).
+Handler = Callable[[Any, BaseException | None], None]
+
+_DISCONNECTED, _CONNECTING, _NEGOTIATING, _READY = range(4)
+_UNSUPPORTED_VERSION = 35
+_RECV_SIZE = 1 << 18
+
+
+class _Node:
+    """One broker's connection state."""
+
+    __slots__ = (
+        "node_id", "host", "port", "sock", "state", "protocol", "out", "awaiting",
+        "flushed_handlers", "versions", "api_versions_version", "connect_deadline",
+        "reconnect_at", "failures", "registered_events",
+    )
+
+    def __init__(self, node_id: int, host: str, port: int) -> None:
+        self.node_id = node_id
+        self.host = host
+        self.port = port
+        self.sock: socket.socket | None = None
+        self.state = _DISCONNECTED
+        self.protocol: ClientConnection | None = None
+        self.out = bytearray()
+        # (deadline ms, handler) per request awaiting a response, oldest first.
+        self.awaiting: deque[tuple[float, Handler]] = deque()
+        # Handlers of requests without a response (acks=0): run once written out.
+        self.flushed_handlers: list[Handler] = []
+        self.versions: dict[int, int] = {}
+        self.api_versions_version = CLIENT_VERSIONS[ApiKey.API_VERSIONS][1]
+        self.connect_deadline = 0.0
+        self.reconnect_at = 0.0
+        self.failures = 0
+        self.registered_events = 0
+
+    def __repr__(self) -> str:
+        return f"node {self.node_id} ({self.host}:{self.port})"
+
+
+class NetworkClient:
+    """Connections to the cluster's nodes for one producer's I/O thread."""
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        clock: Callable[[], float],
+        request_timeout_ms: int = 30000,
+        reconnect_backoff_ms: int = 50,
+        reconnect_backoff_max_ms: int = 1000,
+        connection_setup_timeout_ms: int = 10000,
+        send_buffer_bytes: int = 131072,
+        receive_buffer_bytes: int = 32768,
+    ) -> None:
+        self.client_id = client_id
+        self.clock = clock
+        self.request_timeout_ms = request_timeout_ms
+        self.reconnect_backoff_ms = reconnect_backoff_ms
+        self.reconnect_backoff_max_ms = reconnect_backoff_max_ms
+        self.connection_setup_timeout_ms = connection_setup_timeout_ms
+        self.send_buffer_bytes = send_buffer_bytes
+        self.receive_buffer_bytes = receive_buffer_bytes
+        self.nodes: dict[int, _Node] = {}
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._completed: list[tuple[Handler, Any, BaseException | None]] = []
+        self._closed = False
+
+    # -- nodes -------------------------------------------------------------
+
+    def set_node(self, node_id: int, host: str, port: int) -> None:
+        """Add a node, or move it to a new address (dropping its old connection)."""
+        node = self.nodes.get(node_id)
+        if node is None:
+            self.nodes[node_id] = _Node(node_id, host, port)
+        elif (node.host, node.port) != (host, port):
+            self.disconnect(node_id, KafkaConnectionError(f"{node!r} moved to {host}:{port}."))
+            node.host, node.port = host, port
+
+    def remove_node(self, node_id: int) -> None:
+        """Forget a node (a bootstrap address once real brokers are known)."""
+        node = self.nodes.get(node_id)
+        if node is not None:
+            if node.state != _DISCONNECTED:
+                self._close_node(node, KafkaConnectionError(f"{node!r} is no longer used."), backoff=False)
+                self._run_completed()
+            del self.nodes[node_id]
+
+    def is_ready(self, node_id: int) -> bool:
+        """Connected and negotiated: requests can be sent now."""
+        node = self.nodes.get(node_id)
+        return node is not None and node.state == _READY
+
+    def ready(self, node_id: int, now: float) -> bool:
+        """Like :meth:`is_ready`, but starts connecting when allowed to."""
+        node = self.nodes.get(node_id)
+        if node is None:
+            return False
+        if node.state == _DISCONNECTED and now >= node.reconnect_at:
+            self._connect(node, now)
+        return node.state == _READY
+
+    def connection_delay(self, node_id: int, now: float) -> float:
+        """Milliseconds until a connection attempt to ``node_id`` is allowed."""
+        node = self.nodes.get(node_id)
+        if node is None or node.state != _DISCONNECTED:
+            return 0.0
+        return max(0.0, node.reconnect_at - now)
+
+    def is_blacked_out(self, node_id: int, now: float) -> bool:
+        """The last connection attempt failed and its backoff has not passed."""
+        node = self.nodes.get(node_id)
+        return node is not None and node.state == _DISCONNECTED and now < node.reconnect_at
+
+    def in_flight(self, node_id: int) -> int:
+        """Requests sent to ``node_id`` awaiting a response."""
+        node = self.nodes.get(node_id)
+        return len(node.awaiting) if node is not None else 0
+
+    def version(self, node_id: int, api_key: int) -> int | None:
+        """The negotiated version of ``api_key`` with ``node_id`` (None if not usable)."""
+        node = self.nodes.get(node_id)
+        return node.versions.get(api_key) if node is not None else None
+
+    def least_loaded_node(self, now: float) -> int | None:
+        """A node to ask for metadata: ready with the fewest in flight, else one to connect to."""
+        best: _Node | None = None
+        best_load = 1 << 30
+        for node in self.nodes.values():
+            if node.state == _READY:
+                load = len(node.awaiting)
+            elif node.state in (_CONNECTING, _NEGOTIATING):
+                load = 1 << 20
+            elif now >= node.reconnect_at:
+                load = 1 << 25
+            else:
+                continue
+            if load < best_load:
+                best, best_load = node, load
+        return best.node_id if best is not None else None
+
+    # -- requests ----------------------------------------------------------
+
+    def send(self, node_id: int, request: Any, handler: Handler, *, expect_response: bool = True) -> None:
+        """Queue ``request`` to a ready node; ``handler`` runs in a later :meth:`poll`."""
+        node = self.nodes[node_id]
+        if node.state != _READY or node.protocol is None:
+            raise KafkaConnectionError(f"Cannot send to {node!r}: not connected.")
+        _, frame = node.protocol.send(request, expect_response=expect_response)
+        if expect_response:
+            node.awaiting.append((self.clock() + self.request_timeout_ms, handler))
+        else:
+            node.flushed_handlers.append(handler)
+        self._write(node, frame)
+
+    def poll(self, timeout_ms: float) -> None:
+        """Do pending I/O, waiting at most ``timeout_ms``; run handlers of finished requests."""
+        for key, events in self._selector.select(max(0.0, timeout_ms) / 1000.0):
+            node = key.data
+            if node is None:
+                self._drain_wakeup()
+                continue
+            if node.state == _CONNECTING:
+                if events & selectors.EVENT_WRITE:
+                    self._finish_connect(node)
+                continue
+            if events & selectors.EVENT_WRITE and node.out:
+                self._flush(node)
+            if events & selectors.EVENT_READ and node.sock is not None:
+                self._read(node)
+        self._expire(self.clock())
+        self._run_completed()
+
+    def wakeup(self) -> None:
+        """Make a blocked :meth:`poll` return (any thread)."""
+        try:
+            self._wake_w.send(b"\0")
+        except (BlockingIOError, OSError):
+            pass
+
+    def disconnect(self, node_id: int, error: BaseException | None = None) -> None:
+        """Drop the connection to ``node_id``; fail its outstanding requests with ``error``."""
+        node = self.nodes.get(node_id)
+        if node is not None and node.state != _DISCONNECTED:
+            self._close_node(node, error or KafkaConnectionError(f"Disconnected from {node!r}."))
+            self._run_completed()
+
+    def close(self) -> None:
+        """Close every connection, failing what is outstanding."""
+        if self._closed:
+            return
+        self._closed = True
+        for node in self.nodes.values():
+            if node.state != _DISCONNECTED:
+                self._close_node(node, KafkaConnectionError("The producer's network client was closed."))
+        self._run_completed()
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    # -- internals ---------------------------------------------------------
+
+    def _connect(self, node: _Node, now: float) -> None:
+        try:
+            infos = socket.getaddrinfo(node.host, node.port, type=socket.SOCK_STREAM)
+            family, socktype, proto, _, address = infos[0]
+            sock = socket.socket(family, socktype, proto)
+        except OSError as exc:
+            log.warning("Could not resolve %r: %s", node, exc)
+            self._backoff(node, now)
+            return
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.send_buffer_bytes > 0:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.send_buffer_bytes)
+        if self.receive_buffer_bytes > 0:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer_bytes)
+        code = sock.connect_ex(address)
+        if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
+            sock.close()
+            log.debug("Connection to %r failed at once: %s", node, errno.errorcode.get(code, code))
+            self._backoff(node, now)
+            return
+        node.sock = sock
+        node.state = _CONNECTING
+        node.protocol = ClientConnection(self.client_id)
+        node.connect_deadline = now + self.connection_setup_timeout_ms
+        node.registered_events = selectors.EVENT_WRITE
+        self._selector.register(sock, selectors.EVENT_WRITE, node)
+
+    def _finish_connect(self, node: _Node) -> None:
+        assert node.sock is not None
+        code = node.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code != 0:
+            log.debug("Connection to %r failed: %s", node, errno.errorcode.get(code, code))
+            self._close_node(node, KafkaConnectionError(f"Could not connect to {node!r}: {errno.errorcode.get(code, code)}."))
+            return
+        node.state = _NEGOTIATING
+        self._set_events(node, selectors.EVENT_READ)
+        self._send_api_versions(node)
+
+    def _send_api_versions(self, node: _Node) -> None:
+        assert node.protocol is not None
+        request = api_versions_request(node.api_versions_version, __version__)
+        _, frame = node.protocol.send(request)
+        node.awaiting.append((node.connect_deadline, self._on_api_versions(node)))
+        self._write(node, frame)
+
+    def _on_api_versions(self, node: _Node) -> Handler:
+        def handle(response: Any, error: BaseException | None) -> None:
+            if error is not None:
+                return  # the connection is already closed and backed off
+            if int(response.error_code) == _UNSUPPORTED_VERSION:
+                ranges = broker_ranges(response)
+                broker_max = ranges.get(ApiKey.API_VERSIONS, (0, 0))[1]
+                node.api_versions_version = min(node.api_versions_version, broker_max)
+                self._send_api_versions(node)
+                return
+            node.versions = negotiate(broker_ranges(response))
+            node.state = _READY
+            node.failures = 0
+            log.debug("Connected to %r", node)
+
+        return handle
+
+    def _write(self, node: _Node, frame: bytes) -> None:
+        if node.out:
+            node.out += frame
+            return
+        sock = node.sock
+        assert sock is not None
+        try:
+            sent = sock.send(frame)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self._close_node(node, KafkaConnectionError(f"Sending to {node!r} failed: {exc}."))
+            return
+        if sent < len(frame):
+            node.out += memoryview(frame)[sent:]
+            self._set_events(node, selectors.EVENT_READ | selectors.EVENT_WRITE)
+        elif node.flushed_handlers:
+            self._complete_flushed(node)
+
+    def _flush(self, node: _Node) -> None:
+        sock = node.sock
+        assert sock is not None
+        try:
+            sent = sock.send(node.out)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._close_node(node, KafkaConnectionError(f"Sending to {node!r} failed: {exc}."))
+            return
+        del node.out[:sent]
+        if not node.out:
+            self._set_events(node, selectors.EVENT_READ)
+            if node.flushed_handlers:
+                self._complete_flushed(node)
+
+    def _complete_flushed(self, node: _Node) -> None:
+        for handler in node.flushed_handlers:
+            self._completed.append((handler, None, None))
+        node.flushed_handlers = []
+
+    def _read(self, node: _Node) -> None:
+        sock = node.sock
+        assert sock is not None and node.protocol is not None
+        while True:
+            try:
+                data = sock.recv(_RECV_SIZE)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self._close_node(node, KafkaConnectionError(f"Reading from {node!r} failed: {exc}."))
+                return
+            if not data:
+                self._close_node(node, KafkaConnectionError(f"{node!r} closed the connection."))
+                return
+            try:
+                responses = node.protocol.receive(data)
+            except ProtocolError as exc:
+                if node.state == _NEGOTIATING and node.api_versions_version > 0:
+                    # An ApiVersions error body we could not parse: retry at v0 on a new connection.
+                    node.api_versions_version = 0
+                    self._close_node(node, exc, backoff=False)
+                    return
+                log.error("Protocol error on %r: %s", node, exc)
+                self._close_node(node, exc)
+                return
+            for _, response in responses:
+                _, handler = node.awaiting.popleft()
+                self._completed.append((handler, response, None))
+            if len(data) < _RECV_SIZE:
+                return
+
+    def _expire(self, now: float) -> None:
+        for node in self.nodes.values():
+            if node.state == _CONNECTING or node.state == _NEGOTIATING:
+                if now >= node.connect_deadline:
+                    self._close_node(node, KafkaTimeoutError(
+                        f"Connection setup to {node!r} timed out after {self.connection_setup_timeout_ms} ms "
+                        "(socket.connection.setup.timeout.ms)."))
+            elif node.awaiting and now >= node.awaiting[0][0]:
+                self._close_node(node, KafkaTimeoutError(
+                    f"{node!r} did not answer within request.timeout.ms ({self.request_timeout_ms} ms); "
+                    "the connection was closed and the request will be retried if allowed."))
+
+    def _close_node(self, node: _Node, error: BaseException, *, backoff: bool = True) -> None:
+        if node.sock is not None:
+            try:
+                self._selector.unregister(node.sock)
+            except (KeyError, ValueError):
+                pass
+            node.sock.close()
+        node.sock = None
+        node.protocol = None
+        node.registered_events = 0
+        was_ready = node.state == _READY
+        node.state = _DISCONNECTED
+        node.out = bytearray()
+        now = self.clock()
+        if backoff:
+            self._backoff(node, now, reset=was_ready)
+        else:
+            node.reconnect_at = now
+        for _, handler in node.awaiting:
+            self._completed.append((handler, None, error))
+        node.awaiting.clear()
+        for handler in node.flushed_handlers:
+            self._completed.append((handler, None, error))
+        node.flushed_handlers = []
+        if isinstance(error, KafkaError):
+            log.debug("Closed connection to %r: %s", node, error)
+
+    def _backoff(self, node: _Node, now: float, *, reset: bool = False) -> None:
+        node.failures = 1 if reset else node.failures + 1
+        delay = min(self.reconnect_backoff_max_ms, self.reconnect_backoff_ms * (2 ** (node.failures - 1)))
+        node.reconnect_at = now + delay
+
+    def _set_events(self, node: _Node, events: int) -> None:
+        if node.registered_events != events and node.sock is not None:
+            self._selector.modify(node.sock, events, node)
+            node.registered_events = events
+
+    def _drain_wakeup(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    def _run_completed(self) -> None:
+        while self._completed:
+            completed, self._completed = self._completed, []
+            for handler, response, error in completed:
+                try:
+                    handler(response, error)
+                except Exception:  # a handler bug must not kill the I/O thread
+                    log.exception("Error in a response handler")

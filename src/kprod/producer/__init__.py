@@ -1,0 +1,1 @@
+"""The producer machinery: accumulator, batches, memory, metadata, sender, idempotence."""

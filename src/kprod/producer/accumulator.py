@@ -1,0 +1,394 @@
+"""The record accumulator: per-partition queues of batches waiting to be sent.
+
+Application threads append records under one short lock (encode into the
+open batch of the partition; open a new batch when it is full). The I/O
+thread asks which leaders have sendable batches (:meth:`ready`), takes them
+(:meth:`drain`), puts retries back in order (:meth:`reenqueue`) and expires
+batches past ``delivery.timeout.ms``. Compression and record futures'
+completion happen outside the lock.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+
+from kprod.errors import BufferExhaustedError, KafkaTimeoutError, ProducerClosedError
+from kprod.producer.batch import ProducerBatch, RecordFuture, SendCallback
+from kprod.producer.idempotence import IdempotenceState
+from kprod.producer.memory import MemoryPool
+from kprod.producer.metadata import ClusterMetadata
+from kprod.producer.sticky import StickyPartitioner
+from kprod.protocol.records import BATCH_HEADER_SIZE, RecordBatchBuilder
+
+__all__ = ["RecordAccumulator", "ReadyCheck"]
+
+# Upper bound of a record's framing bytes beyond key, value and headers
+# (length, attributes, timestamp delta, offset delta, key/value lengths, header count).
+_RECORD_OVERHEAD = 32
+
+
+class ReadyCheck:
+    """What :meth:`RecordAccumulator.ready` found."""
+
+    __slots__ = ("nodes", "next_check_ms", "unknown_leader_topics")
+
+    def __init__(self) -> None:
+        self.nodes: set[int] = set()
+        self.next_check_ms = float("inf")
+        self.unknown_leader_topics: set[str] = set()
+
+
+class RecordAccumulator:
+    """Batches per topic-partition, shared by ``send()`` callers and the I/O thread."""
+
+    def __init__(
+        self,
+        *,
+        batch_size: int,
+        linger_ms: int,
+        codec: int,
+        compression_level: int | None,
+        pool: MemoryPool,
+        sticky: StickyPartitioner,
+        clock_ms: Callable[[], float],
+        delivery_timeout_ms: int,
+        retry_backoff_ms: int,
+        retry_backoff_max_ms: int,
+        wakeup: Callable[[], None],
+    ) -> None:
+        self.batch_size = batch_size
+        self.linger_ms = linger_ms
+        self.codec = codec
+        self.compression_level = compression_level
+        self.pool = pool
+        self.sticky = sticky
+        self.clock_ms = clock_ms
+        self.delivery_timeout_ms = delivery_timeout_ms
+        self.retry_backoff_ms = retry_backoff_ms
+        self.retry_backoff_max_ms = retry_backoff_max_ms
+        self.wakeup = wakeup
+        self.lock = threading.Lock()
+        self._queues: dict[str, list[deque[ProducerBatch]]] = {}
+        self.incomplete: set[ProducerBatch] = set()
+        self._flushes = 0
+        self.closed = False
+        self._drain_start: dict[int, int] = {}
+        self._random = random.Random()
+
+    # -- application threads --------------------------------------------------
+
+    def append(
+        self,
+        topic: str,
+        partition: int,
+        timestamp: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes | None]] | None,
+        callback: SendCallback | None,
+        num_partitions: int,
+        available: tuple[int, ...] | None,
+        max_block_ms: int,
+    ) -> RecordFuture:
+        """Add one serialized record; ``partition`` -1 picks the sticky partition."""
+        key_size = -1 if key is None else len(key)
+        value_size = -1 if value is None else len(value)
+        estimate = _RECORD_OVERHEAD + (key_size if key_size > 0 else 0) + (value_size if value_size > 0 else 0)
+        if headers:
+            for header_key, header_value in headers:
+                estimate += len(header_key) * 3 + (len(header_value) if header_value else 0) + 10
+        sticky = partition < 0
+        reserved = 0
+        with self.lock:
+            if self.closed:
+                raise ProducerClosedError("Cannot send: the producer is closed.")
+            if sticky:
+                partition = self.sticky.partition(topic, num_partitions, available)
+            future = self._try_append(topic, partition, timestamp, key, value, headers, callback, key_size, value_size, estimate, num_partitions)
+            if future is None:
+                memory = max(self.batch_size, estimate + BATCH_HEADER_SIZE)
+                if self.pool.try_reserve(memory):
+                    future = self._append_new(topic, partition, timestamp, key, value, headers, callback, key_size, value_size, memory, num_partitions)
+                    reserved = -1
+                else:
+                    reserved = memory
+            if future is not None:
+                if sticky:
+                    self.sticky.on_append(topic, partition, estimate, num_partitions, available)
+                if reserved == -1:
+                    self.wakeup()
+                return future
+        # The buffer is full: wait for memory outside the lock (the I/O thread frees it).
+        self.wakeup()
+        if not self.pool.reserve(reserved, max_block_ms / 1000.0):
+            if self.closed:
+                raise ProducerClosedError("Cannot send: the producer was closed while waiting for buffer memory.")
+            raise BufferExhaustedError(
+                f"Failed to allocate {reserved} bytes within max.block.ms ({max_block_ms} ms) for a record "
+                f"to {topic}-{partition}: buffer.memory ({self.pool.total} bytes) is full. Records are produced "
+                "faster than the cluster takes them; raise buffer.memory or max.block.ms, or slow down."
+            )
+        with self.lock:
+            if self.closed:
+                self.pool.release(reserved)
+                raise ProducerClosedError("Cannot send: the producer is closed.")
+            future = self._try_append(topic, partition, timestamp, key, value, headers, callback, key_size, value_size, estimate, num_partitions)
+            if future is not None:
+                self.pool.release(reserved)
+            else:
+                future = self._append_new(topic, partition, timestamp, key, value, headers, callback, key_size, value_size, reserved, num_partitions)
+            if sticky:
+                self.sticky.on_append(topic, partition, estimate, num_partitions, available)
+        self.wakeup()
+        return future
+
+    def _queue(self, topic: str, partition: int, num_partitions: int) -> deque[ProducerBatch]:
+        queues = self._queues.get(topic)
+        if queues is None or len(queues) < num_partitions:
+            queues = (queues or []) + [deque() for _ in range(num_partitions - len(queues or []))]
+            self._queues[topic] = queues
+        return queues[partition]
+
+    def _try_append(
+        self, topic: str, partition: int, timestamp: int, key: bytes | None, value: bytes | None,
+        headers: Sequence[tuple[str, bytes | None]] | None, callback: SendCallback | None,
+        key_size: int, value_size: int, estimate: int, num_partitions: int,
+    ) -> RecordFuture | None:
+        queues = self._queues.get(topic)
+        if queues is None or partition >= len(queues):
+            return None
+        queue = queues[partition]
+        if not queue:
+            return None
+        batch = queue[-1]
+        if batch.full:
+            return None
+        builder = batch.builder
+        if builder.size_in_bytes + estimate > self.batch_size:
+            batch.full = True
+            self.wakeup()
+            return None
+        futures = batch.futures
+        future = RecordFuture(batch, len(futures), timestamp, key_size, value_size)
+        builder.append(timestamp, key, value, headers)
+        futures.append(future)
+        if callback is not None:
+            batch.callbacks.append((future, callback, True))  # type: ignore[union-attr]
+        if builder.size_in_bytes >= self.batch_size:
+            batch.full = True
+            self.wakeup()
+        return future
+
+    def _append_new(
+        self, topic: str, partition: int, timestamp: int, key: bytes | None, value: bytes | None,
+        headers: Sequence[tuple[str, bytes | None]] | None, callback: SendCallback | None,
+        key_size: int, value_size: int, memory: int, num_partitions: int,
+    ) -> RecordFuture:
+        builder = RecordBatchBuilder(self.codec, self.compression_level)
+        batch = ProducerBatch(topic, partition, builder, self.clock_ms(), memory)
+        future = RecordFuture(batch, 0, timestamp, key_size, value_size)
+        builder.append(timestamp, key, value, headers)
+        batch.futures.append(future)
+        if callback is not None:
+            batch.callbacks.append((future, callback, True))  # type: ignore[union-attr]
+        if builder.size_in_bytes >= self.batch_size:
+            batch.full = True
+        self._queue(topic, partition, num_partitions).append(batch)
+        self.incomplete.add(batch)
+        return future
+
+    def begin_flush(self) -> list[ProducerBatch]:
+        """Make every queued batch sendable now; the batches a flush must wait for."""
+        with self.lock:
+            self._flushes += 1
+            return list(self.incomplete)
+
+    def end_flush(self) -> None:
+        with self.lock:
+            self._flushes -= 1
+
+    # -- I/O thread -------------------------------------------------------------
+
+    def ready(self, metadata: ClusterMetadata, now: float, idempotence: IdempotenceState | None) -> ReadyCheck:
+        """Which leader nodes have a batch to send now, and when to look again."""
+        check = ReadyCheck()
+        linger = self.linger_ms
+        send_all = self._flushes > 0 or self.closed or self.pool.has_waiters
+        leaders_by_topic = metadata.leaders
+        report = self.sticky.adaptive
+        with self.lock:
+            for topic, queues in self._queues.items():
+                leaders = leaders_by_topic.get(topic)
+                sizes: dict[int, int] | None = {} if report and leaders is not None else None
+                for partition, queue in enumerate(queues):
+                    if sizes is not None:
+                        sizes[partition] = len(queue)
+                    if not queue:
+                        continue
+                    leader = leaders[partition] if leaders is not None and partition < len(leaders) else -1
+                    if leader < 0:
+                        check.unknown_leader_topics.add(topic)
+                        continue
+                    if leader in check.nodes:
+                        continue
+                    batch = queue[0]
+                    if batch.attempts and now < batch.retry_at_ms:
+                        check.next_check_ms = min(check.next_check_ms, batch.retry_at_ms - now)
+                        continue
+                    if idempotence is not None and not idempotence.can_drain(batch):
+                        continue
+                    if send_all or batch.full or len(queue) > 1 or batch.attempts:
+                        check.nodes.add(leader)
+                        continue
+                    waited = now - batch.created_ms
+                    if waited >= linger:
+                        check.nodes.add(leader)
+                    else:
+                        check.next_check_ms = min(check.next_check_ms, linger - waited)
+                if sizes is not None and leaders is not None:
+                    self.sticky.report_queue_sizes(topic, sizes, {p for p, leader in enumerate(leaders) if leader < 0})
+        return check
+
+    def drain(
+        self,
+        metadata: ClusterMetadata,
+        nodes: set[int],
+        max_request_size: int,
+        now: float,
+        idempotence: IdempotenceState | None,
+    ) -> dict[int, list[ProducerBatch]]:
+        """Take at most one batch per partition for each ready node, up to ``max.request.size``."""
+        drained: dict[int, list[ProducerBatch]] = {}
+        if not nodes:
+            return drained
+        by_node: dict[int, list[deque[ProducerBatch]]] = {node: [] for node in nodes}
+        leaders_by_topic = metadata.leaders
+        with self.lock:
+            for topic, queues in self._queues.items():
+                leaders = leaders_by_topic.get(topic)
+                if leaders is None:
+                    continue
+                for partition, queue in enumerate(queues):
+                    if queue and partition < len(leaders):
+                        candidates = by_node.get(leaders[partition])
+                        if candidates is not None:
+                            candidates.append(queue)
+            for node, queues in by_node.items():
+                if not queues:
+                    continue
+                start = self._drain_start.get(node, 0) % len(queues)
+                size = 0
+                batches: list[ProducerBatch] = []
+                for i in range(len(queues)):
+                    queue = queues[(start + i) % len(queues)]
+                    batch = queue[0]
+                    if batch.attempts and now < batch.retry_at_ms:
+                        continue
+                    if idempotence is not None and not idempotence.can_drain(batch):
+                        continue
+                    batch_size = batch.builder.size_in_bytes
+                    if batches and size + batch_size > max_request_size:
+                        break
+                    queue.popleft()
+                    batch.full = True
+                    batch.in_flight = True
+                    batch.drained_ms = now
+                    size += batch_size
+                    batches.append(batch)
+                self._drain_start[node] = start + 1
+                if batches:
+                    drained[node] = batches
+        return drained
+
+    def reenqueue(self, batch: ProducerBatch, now: float) -> None:
+        """Put a batch back for a retry, in sequence order, after a backoff."""
+        batch.attempts += 1
+        backoff = min(self.retry_backoff_max_ms, self.retry_backoff_ms * (2 ** (batch.attempts - 1)))
+        if backoff > self.retry_backoff_ms:
+            backoff *= 0.8 + 0.4 * self._random.random()  # +-20% jitter, as in Java
+        batch.retry_at_ms = now + backoff
+        batch.in_flight = False
+        with self.lock:
+            queue = self._queue(batch.topic, batch.partition, batch.partition + 1)
+            if batch.base_sequence >= 0:
+                index = 0
+                for index, queued in enumerate(queue):  # noqa: B007
+                    if queued.base_sequence < 0 or queued.base_sequence > batch.base_sequence:
+                        break
+                else:
+                    index = len(queue)
+                queue.insert(index, batch)
+            else:
+                queue.appendleft(batch)
+
+    def requeue_split(self, batch: ProducerBatch, parts: list[ProducerBatch]) -> None:
+        """Replace a too-large batch by smaller ones at the head of its queue."""
+        with self.lock:
+            queue = self._queue(batch.topic, batch.partition, batch.partition + 1)
+            for part in reversed(parts):
+                queue.appendleft(part)
+                self.incomplete.add(part)
+            self.incomplete.discard(batch)
+
+    def expired(self, now: float) -> list[ProducerBatch]:
+        """Remove and return queued batches older than ``delivery.timeout.ms``."""
+        limit = self.delivery_timeout_ms
+        expired: list[ProducerBatch] = []
+        with self.lock:
+            for queues in self._queues.values():
+                for queue in queues:
+                    if queue and now - queue[0].created_ms >= limit:
+                        keep = [b for b in queue if now - b.created_ms < limit]
+                        expired.extend(b for b in queue if now - b.created_ms >= limit)
+                        queue.clear()
+                        queue.extend(keep)
+        return expired
+
+    def queued_batches(self) -> list[ProducerBatch]:
+        """Every batch still waiting in a queue (not in flight)."""
+        with self.lock:
+            return [b for queues in self._queues.values() for queue in queues for b in queue]
+
+    def abort_queued(self) -> list[ProducerBatch]:
+        """Remove every queued batch (on a forced close); the caller fails them."""
+        with self.lock:
+            batches = [b for queues in self._queues.values() for queue in queues for b in queue]
+            for queues in self._queues.values():
+                for queue in queues:
+                    queue.clear()
+            return batches
+
+    def has_queued(self) -> bool:
+        with self.lock:
+            return any(queue for queues in self._queues.values() for queue in queues)
+
+    def completed(self, batch: ProducerBatch) -> None:
+        """Return a finished batch's memory (I/O thread)."""
+        with self.lock:
+            self.incomplete.discard(batch)
+        if batch.memory:
+            self.pool.release(batch.memory)
+            batch.memory = 0
+
+    def close(self) -> None:
+        """Refuse new records; queued ones are still sent."""
+        with self.lock:
+            self.closed = True
+        self.pool.close()
+
+
+def timeout_error(batch: ProducerBatch, now: float, delivery_timeout_ms: int, cause: BaseException | None = None) -> KafkaTimeoutError:
+    """The error of a batch past ``delivery.timeout.ms``, naming the partition and why."""
+    age = int(now - batch.created_ms)
+    reason = f" Last error: {cause}" if cause is not None else ""
+    error = KafkaTimeoutError(
+        f"Expiring {batch.record_count} record(s) for {batch.topic}-{batch.partition}: {age} ms has passed since "
+        f"batch creation, over delivery.timeout.ms ({delivery_timeout_ms} ms).{reason} Check that the partition "
+        "has a leader and enough in-sync replicas, or raise delivery.timeout.ms."
+    )
+    error.__cause__ = cause
+    return error
+

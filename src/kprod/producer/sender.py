@@ -1,0 +1,460 @@
+"""The producer's I/O thread: metadata, producer id, drain, send, retry, expire.
+
+One :meth:`Sender.run_once` is one turn of Java's ``Sender.runOnce``: it
+looks at the clock once, decides everything it can without blocking, then
+waits in the network client's poll for the first of: a response, a batch
+becoming sendable (linger, backoff), a wake-up from ``send()``. Tests drive
+it step by step with a manual clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from kprod.errors import (
+    InvalidMetadataError,
+    KafkaError,
+    KafkaTimeoutError,
+    ProducerClosedError,
+    RetriableError,
+    UnsupportedVersionError,
+    error_for_code,
+)
+from kprod.producer.accumulator import RecordAccumulator, timeout_error
+from kprod.producer.batch import ProducerBatch
+from kprod.producer.idempotence import IdempotenceState
+from kprod.producer.metadata import ClusterMetadata
+from kprod.protocol.messages import ApiKey
+from kprod.protocol.records import RecordBatchBuilder, read_batches
+from kprod.protocol.requests import init_producer_id_request, metadata_request, produce_request, to_millis
+
+__all__ = ["Sender", "Network"]
+
+log = logging.getLogger("kprod.producer")
+
+_NONE = 0
+_MESSAGE_TOO_LARGE = 10
+_RECORD_LIST_TOO_LARGE = 18
+_OUT_OF_ORDER_SEQUENCE = 45
+_DUPLICATE_SEQUENCE = 46
+_INVALID_PRODUCER_EPOCH = 47
+_UNKNOWN_PRODUCER_ID = 59
+_PRODUCER_FENCED = 90
+_FATAL_PRODUCER_CODES = frozenset({_INVALID_PRODUCER_EPOCH, _PRODUCER_FENCED, 31, 53, 49})
+_SEQUENCE_CODES = frozenset({_OUT_OF_ORDER_SEQUENCE, _UNKNOWN_PRODUCER_ID})
+
+_MAX_POLL_MS = 1000.0
+
+
+class Network(Protocol):
+    """What the sender needs of :class:`kprod.net.client.NetworkClient`."""
+
+    def set_node(self, node_id: int, host: str, port: int) -> None: ...
+    def remove_node(self, node_id: int) -> None: ...
+    def ready(self, node_id: int, now: float) -> bool: ...
+    def is_ready(self, node_id: int) -> bool: ...
+    def in_flight(self, node_id: int) -> int: ...
+    def version(self, node_id: int, api_key: int) -> int | None: ...
+    def least_loaded_node(self, now: float) -> int | None: ...
+    def connection_delay(self, node_id: int, now: float) -> float: ...
+    def send(self, node_id: int, request: Any, handler: Callable[[Any, BaseException | None], None], *, expect_response: bool = True) -> None: ...
+    def poll(self, timeout_ms: float) -> None: ...
+    def wakeup(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class Sender:
+    """Moves batches from the accumulator to the brokers and completes them."""
+
+    def __init__(
+        self,
+        *,
+        client: Network,
+        metadata: ClusterMetadata,
+        accumulator: RecordAccumulator,
+        idempotence: IdempotenceState | None,
+        clock_ms: Callable[[], float],
+        bootstrap: list[tuple[str, int]],
+        acks: int,
+        retries: int,
+        request_timeout_ms: int,
+        delivery_timeout_ms: int,
+        max_request_size: int,
+        max_in_flight: int,
+        retry_backoff_ms: int,
+        retry_backoff_max_ms: int,
+        transactional_id: str | None = None,
+    ) -> None:
+        self.client = client
+        self.metadata = metadata
+        self.accumulator = accumulator
+        self.idempotence = idempotence
+        self.clock_ms = clock_ms
+        self.acks = acks
+        self.retries = retries
+        self.request_timeout_ms = request_timeout_ms
+        self.delivery_timeout_ms = delivery_timeout_ms
+        self.max_request_size = max_request_size
+        self.max_in_flight = max_in_flight
+        self.retry_backoff_ms = retry_backoff_ms
+        self.retry_backoff_max_ms = retry_backoff_max_ms
+        self.transactional_id = transactional_id
+        self.bootstrap_ids: list[int] = []
+        for index, (host, port) in enumerate(bootstrap):
+            node_id = -(index + 1)
+            client.set_node(node_id, host, port)
+            self.bootstrap_ids.append(node_id)
+        self.in_flight: dict[ProducerBatch, int] = {}
+        self._metadata_in_flight = False
+        self._metadata_retry_at = 0.0
+        self._metadata_failures = 0
+        self._pid_in_flight = False
+        self._pid_retry_at = 0.0
+        self._pid_attempts = 0
+        self.running = True
+        self.force_close = False
+        self.closed_event = threading.Event()
+        self.fatal_error: BaseException | None = None
+
+    # -- the loop ------------------------------------------------------------------
+
+    def run(self) -> None:
+        """The I/O thread's body: loop until closed, then drain what is left."""
+        try:
+            while self.running:
+                self.run_once()
+            # Graceful close: keep sending until nothing is queued or in flight.
+            while not self.force_close and (self.accumulator.has_queued() or self.in_flight):
+                self.run_once()
+            if self.force_close or self.accumulator.has_queued() or self.in_flight:
+                self._abort_everything(ProducerClosedError(
+                    "The producer was closed before this record was acknowledged (close timeout passed)."))
+        except BaseException:
+            log.exception("The producer's I/O thread failed; failing every pending record")
+            self._abort_everything(KafkaError("The producer's I/O thread failed unexpectedly; see the log."))
+            raise
+        finally:
+            self.client.close()
+            self.closed_event.set()
+
+    def run_once(self, now: float | None = None) -> None:
+        """One turn: plan with the clock at ``now``, then poll the network."""
+        if now is None:
+            now = self.clock_ms()
+        timeout = self._plan(now)
+        self.client.poll(timeout)
+
+    def wakeup(self) -> None:
+        self.client.wakeup()
+
+    def initiate_close(self) -> None:
+        self.running = False
+        self.client.wakeup()
+
+    def force(self) -> None:
+        self.running = False
+        self.force_close = True
+        self.client.wakeup()
+
+    def _plan(self, now: float) -> float:
+        timeout = _MAX_POLL_MS
+        idempotence = self.idempotence
+        if idempotence is not None:
+            if idempotence.fatal_error is not None:
+                self._fail_queued(idempotence.fatal_error)
+            elif idempotence.bump_needed and not self.in_flight:
+                if not idempotence.bump(self.accumulator.queued_batches()):
+                    log.info("Producer epoch exhausted; requesting a new producer id")
+            if not idempotence.has_producer_id and idempotence.fatal_error is None:
+                timeout = min(timeout, self._maybe_init_producer_id(now))
+        timeout = min(timeout, self._maybe_update_metadata(now))
+        self._expire(now)
+        check = self.accumulator.ready(self.metadata, now, idempotence)
+        if check.unknown_leader_topics:
+            self.metadata.request_update()
+        nodes = check.nodes
+        if nodes:
+            for node in list(nodes):
+                if not self.client.ready(node, now):
+                    nodes.discard(node)
+                    delay = self.client.connection_delay(node, now)
+                    if delay > 0:
+                        timeout = min(timeout, delay)
+                elif self.client.in_flight(node) >= self.max_in_flight:
+                    nodes.discard(node)
+            for node, batches in self.accumulator.drain(self.metadata, nodes, self.max_request_size, now, idempotence).items():
+                self._send_produce(node, batches, now)
+        if check.next_check_ms < timeout:
+            timeout = check.next_check_ms
+        return max(0.0, timeout)
+
+    # -- producer id -------------------------------------------------------------------
+
+    def _maybe_init_producer_id(self, now: float) -> float:
+        if self._pid_in_flight:
+            return _MAX_POLL_MS
+        if now < self._pid_retry_at:
+            return self._pid_retry_at - now
+        node = self.client.least_loaded_node(now)
+        if node is None:
+            return self.retry_backoff_ms
+        if not self.client.ready(node, now):
+            return max(1.0, self.client.connection_delay(node, now))
+        version = self.client.version(node, ApiKey.INIT_PRODUCER_ID)
+        if version is None:
+            assert self.idempotence is not None
+            self.idempotence.fatal_error = UnsupportedVersionError(
+                "The broker does not support InitProducerId, so the idempotent producer cannot run; "
+                "set enable.idempotence=false or upgrade the brokers.")
+            return 0.0
+        request = init_producer_id_request(version, transactional_id=self.transactional_id)
+        self._pid_in_flight = True
+        self.client.send(node, request, self._on_init_producer_id)
+        return _MAX_POLL_MS
+
+    def _on_init_producer_id(self, response: Any, error: BaseException | None) -> None:
+        self._pid_in_flight = False
+        idempotence = self.idempotence
+        assert idempotence is not None
+        now = self.clock_ms()
+        if error is None:
+            code = int(response.error_code)
+            if code == _NONE:
+                self._pid_attempts = 0
+                idempotence.set_producer_id(int(response.producer_id), int(response.producer_epoch))
+                return
+            error = error_for_code(code)
+            if not isinstance(error, RetriableError):
+                log.error("InitProducerId failed: %s", error)
+                idempotence.fatal_error = error
+                return
+        self._pid_attempts += 1
+        self._pid_retry_at = now + self._backoff(self._pid_attempts)
+        log.debug("InitProducerId will be retried: %s", error)
+
+    # -- metadata ------------------------------------------------------------------
+
+    def _maybe_update_metadata(self, now: float) -> float:
+        metadata = self.metadata
+        if self._metadata_in_flight:
+            return _MAX_POLL_MS
+        if not metadata.needs_update(now):
+            return metadata.time_to_next_update(now)
+        if now < self._metadata_retry_at:
+            return self._metadata_retry_at - now
+        node = self.client.least_loaded_node(now)
+        if node is None:
+            return self.retry_backoff_ms
+        if not self.client.ready(node, now):
+            delay = self.client.connection_delay(node, now)
+            return delay if delay > 0 else _MAX_POLL_MS
+        version = self.client.version(node, ApiKey.METADATA)
+        if version is None:
+            self.client.remove_node(node)
+            return 0.0
+        topics = metadata.topics_to_fetch(now)
+        request = metadata_request(version, topics, allow_auto_topic_creation=True)
+        self._metadata_in_flight = True
+        self.client.send(node, request, self._on_metadata)
+        return _MAX_POLL_MS
+
+    def _on_metadata(self, response: Any, error: BaseException | None) -> None:
+        self._metadata_in_flight = False
+        now = self.clock_ms()
+        if error is not None:
+            self._metadata_failures += 1
+            self._metadata_retry_at = now + self._backoff(self._metadata_failures)
+            log.debug("Metadata request failed: %s", error)
+            return
+        self._metadata_failures = 0
+        self.metadata.update(response, now)
+        for node_id, (host, port) in self.metadata.brokers.items():
+            self.client.set_node(node_id, host, port)
+        if self.metadata.brokers and self.bootstrap_ids:
+            for node_id in self.bootstrap_ids:
+                self.client.remove_node(node_id)
+            self.bootstrap_ids = []
+        self._metadata_retry_at = now + self.retry_backoff_ms
+
+    # -- produce ---------------------------------------------------------------------
+
+    def _send_produce(self, node: int, batches: list[ProducerBatch], now: float) -> None:
+        version = self.client.version(node, ApiKey.PRODUCE)
+        idempotence = self.idempotence
+        topic_data: dict[str, list[tuple[int, bytes]]] = {}
+        for batch in batches:
+            if idempotence is not None:
+                idempotence.stamp(batch)
+            batch.payload = batch.builder.build(batch.producer_id, batch.producer_epoch, batch.base_sequence)
+            topic_data.setdefault(batch.topic, []).append((batch.partition, batch.payload))
+            self.in_flight[batch] = node
+        if version is None:
+            error = UnsupportedVersionError(
+                f"Broker {node} supports no Produce version kprod speaks (v3+); upgrade the broker.")
+            for batch in batches:
+                self._fail(batch, error)
+            return
+        request = produce_request(version, self.acks, self.request_timeout_ms, topic_data, self.transactional_id)
+        expect_response = self.acks != 0
+
+        def handle(response: Any, error: BaseException | None) -> None:
+            self._on_produce(node, batches, response, error)
+
+        self.client.send(node, request, handle, expect_response=expect_response)
+
+    def _on_produce(self, node: int, batches: list[ProducerBatch], response: Any, error: BaseException | None) -> None:
+        now = self.clock_ms()
+        if error is not None:
+            self.metadata.request_update()
+            for batch in batches:
+                self._on_batch_error(batch, error, now, code=None)
+            return
+        if response is None:  # acks=0: done once written to the socket
+            for batch in batches:
+                self._succeed(batch, -1, -1)
+            return
+        results: dict[tuple[str, int], Any] = {}
+        for topic_response in response.responses:
+            name = topic_response.name
+            for partition_response in topic_response.partition_responses:
+                results[(name, int(partition_response.index))] = partition_response
+        endpoints = getattr(response, "node_endpoints", ())
+        if endpoints:
+            self.metadata.add_brokers({int(e.node_id): (e.host, int(e.port)) for e in endpoints})
+        for batch in batches:
+            result = results.get((batch.topic, batch.partition))
+            if result is None:
+                self._on_batch_error(batch, error_for_code(
+                    -1, "The broker's Produce response left this partition out.", topic=batch.topic,
+                    partition=batch.partition), now, code=-1)
+                continue
+            code = int(result.error_code)
+            if code == _NONE or code == _DUPLICATE_SEQUENCE:
+                self._succeed(batch, int(result.base_offset), to_millis(getattr(result, "log_append_time", None)))
+                continue
+            message = getattr(result, "error_message", None)
+            record_errors = getattr(result, "record_errors", ())
+            if record_errors:
+                details = "; ".join(f"record {e.batch_index}: {e.batch_index_error_message}" for e in record_errors)
+                message = f"{message or ''} ({details})".strip()
+            leader = getattr(result, "current_leader", None)
+            if leader is not None and int(leader.leader_id) >= 0:
+                self.metadata.update_leader(batch.topic, batch.partition, int(leader.leader_id), int(leader.leader_epoch), now)
+            self._on_batch_error(batch, error_for_code(code, message, topic=batch.topic, partition=batch.partition), now, code=code)
+
+    def _on_batch_error(self, batch: ProducerBatch, error: BaseException, now: float, code: int | None) -> None:
+        idempotence = self.idempotence
+        if batch.done:  # already failed by expiry while in flight
+            self.in_flight.pop(batch, None)
+            if idempotence is not None:
+                idempotence.resolved(batch, acked=False)
+                idempotence.request_bump(f"a late error for expired batch of {batch.topic}-{batch.partition}")
+            return
+        if code in (_MESSAGE_TOO_LARGE, _RECORD_LIST_TOO_LARGE) and batch.record_count > 1:
+            self._split(batch, now)
+            return
+        if idempotence is not None and code in _FATAL_PRODUCER_CODES:
+            idempotence.fatal_error = error
+            self._fail(batch, error)
+            return
+        expired = now - batch.created_ms >= self.delivery_timeout_ms
+        sequence_problem = idempotence is not None and code in _SEQUENCE_CODES
+        retriable = isinstance(error, RetriableError) or sequence_problem
+        if retriable and batch.attempts < self.retries and not expired:
+            if sequence_problem:
+                assert idempotence is not None
+                if code == _UNKNOWN_PRODUCER_ID or idempotence.is_first_in_flight(batch):
+                    idempotence.request_bump(f"{error}")
+            if isinstance(error, InvalidMetadataError):
+                self.metadata.request_update()
+            log.debug("Retrying %r (attempt %d): %s", batch, batch.attempts + 1, error)
+            self.in_flight.pop(batch, None)
+            if idempotence is not None:
+                idempotence.resolved(batch, acked=False)
+            self.accumulator.reenqueue(batch, now)
+            return
+        if expired and retriable:
+            error = timeout_error(batch, now, self.delivery_timeout_ms, error)
+        self._fail(batch, error)
+
+    def _split(self, batch: ProducerBatch, now: float) -> None:
+        """MESSAGE_TOO_LARGE for a multi-record batch: resend its records in halves."""
+        self.in_flight.pop(batch, None)
+        if self.idempotence is not None:
+            self.idempotence.resolved(batch, acked=False)
+            if batch.has_sequence:
+                self.idempotence.request_bump(f"split of a too-large batch for {batch.topic}-{batch.partition}")
+        assert batch.payload is not None
+        records = next(read_batches(batch.payload)).records()
+        half = (len(records) + 1) // 2
+        parts: list[ProducerBatch] = []
+        for start in range(0, len(records), half):
+            chunk = records[start:start + half]
+            builder = RecordBatchBuilder(self.accumulator.codec, self.accumulator.compression_level)
+            part = ProducerBatch(batch.topic, batch.partition, builder, batch.created_ms, 0)
+            part.full = True
+            part.attempts = batch.attempts
+            for offset, record in enumerate(chunk):
+                builder.append(record.timestamp, record.key, record.value, record.headers)
+                future = batch.futures[start + offset]
+                future._batch = part
+                future._index = offset
+                part.futures.append(future)
+            parts.append(part)
+        # Callbacks follow their futures, in the same order.
+        with_callbacks = batch.callbacks or []
+        part_of = {id(f): p for p in parts for f in p.futures}
+        for future, callback, java_style in with_callbacks:
+            part_of[id(future)].callbacks.append((future, callback, java_style))  # type: ignore[union-attr]
+        parts[0].memory = batch.memory
+        batch.memory = 0
+        log.info("Split a too-large batch of %d records for %s-%d into %d batches",
+                 batch.record_count, batch.topic, batch.partition, len(parts))
+        self.accumulator.requeue_split(batch, parts)
+        batch.mark_split()
+
+    def _succeed(self, batch: ProducerBatch, base_offset: int, log_append_time: int) -> None:
+        self.in_flight.pop(batch, None)
+        if self.idempotence is not None and batch.has_sequence:
+            self.idempotence.resolved(batch, acked=True)
+        if not batch.done:
+            self.accumulator.completed(batch)
+            batch.succeed(base_offset, log_append_time)
+
+    def _fail(self, batch: ProducerBatch, error: BaseException) -> None:
+        self.in_flight.pop(batch, None)
+        idempotence = self.idempotence
+        if idempotence is not None and batch.has_sequence:
+            idempotence.resolved(batch, acked=False)
+            idempotence.request_bump(f"a batch with sequence {batch.base_sequence} for {batch.topic}-{batch.partition} failed")
+        if not batch.done:
+            self.accumulator.completed(batch)
+            batch.fail(error)
+
+    def _expire(self, now: float) -> None:
+        for batch in self.accumulator.expired(now):
+            self._fail(batch, timeout_error(batch, now, self.delivery_timeout_ms))
+        if self.in_flight:
+            limit = self.delivery_timeout_ms
+            for batch in [b for b in self.in_flight if now - b.created_ms >= limit and not b.done]:
+                # Stays in self.in_flight until its response or disconnect arrives.
+                self.accumulator.completed(batch)
+                batch.fail(timeout_error(batch, now, limit))
+
+    def _fail_queued(self, error: BaseException) -> None:
+        for batch in self.accumulator.abort_queued():
+            self._fail(batch, error)
+
+    def _abort_everything(self, error: BaseException) -> None:
+        for batch in self.accumulator.abort_queued():
+            self._fail(batch, error)
+        for batch in list(self.in_flight):
+            self._fail(batch, error)
+        for batch in list(self.accumulator.incomplete):
+            self._fail(batch, error)
+
+    def _backoff(self, attempts: int) -> float:
+        return min(self.retry_backoff_max_ms, self.retry_backoff_ms * (2 ** max(0, attempts - 1)))
