@@ -107,6 +107,26 @@ class RecordAccumulator:
                 raise ProducerClosedError("Cannot send: the producer is closed.")
             if sticky:
                 partition = self.sticky.partition(topic, num_partitions, available)
+            # Fast path: room in the partition's open batch.
+            queues = self._queues.get(topic)
+            if queues is not None and partition < len(queues):
+                queue = queues[partition]
+                if queue:
+                    batch = queue[-1]
+                    builder = batch.builder
+                    if not batch.full and builder._size + estimate <= self.batch_size:
+                        futures = batch.futures
+                        future = RecordFuture(batch, len(futures), timestamp, key_size, value_size)
+                        builder.append(timestamp, key, value, headers)
+                        futures.append(future)
+                        if callback is not None:
+                            batch.callbacks.append((future, callback, True))  # type: ignore[union-attr]
+                        if builder._size >= self.batch_size:
+                            batch.full = True
+                            self.wakeup()
+                        if sticky:
+                            self.sticky.on_append(topic, partition, estimate, num_partitions, available)
+                        return future
             future = self._try_append(topic, partition, timestamp, key, value, headers, callback, key_size, value_size, estimate, num_partitions)
             if future is None:
                 memory = max(self.batch_size, estimate + BATCH_HEADER_SIZE)

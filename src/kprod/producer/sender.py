@@ -185,8 +185,13 @@ class Sender:
                         timeout = min(timeout, delay)
                 elif self.client.in_flight(node) >= self.max_in_flight:
                     nodes.discard(node)
-            for node, batches in self.accumulator.drain(self.metadata, nodes, self.max_request_size, now, idempotence).items():
+            drained = self.accumulator.drain(self.metadata, nodes, self.max_request_size, now, idempotence)
+            for node, batches in drained.items():
                 self._send_produce(node, batches, now)
+            if drained:
+                # More may be ready right away (up to max.in.flight per node): look again
+                # without sleeping, so a busy application thread cannot starve the sends.
+                return 0.0
         if check.next_check_ms < timeout:
             timeout = check.next_check_ms
         return max(0.0, timeout)
