@@ -9,7 +9,6 @@ the producer's one I/O thread.
 from __future__ import annotations
 
 import atexit
-import itertools
 import logging
 import os
 import threading
@@ -48,7 +47,6 @@ __all__ = ["Producer"]
 
 log = logging.getLogger("kprod.producer")
 
-_client_ids = itertools.count(1)
 _live_producers: "weakref.WeakSet[Producer]" = weakref.WeakSet()
 _time_ns = time.time_ns
 _monotonic = time.monotonic
@@ -73,7 +71,7 @@ class Producer:
         self._closed = False
         self._forked = False
         self._owner_pid = os.getpid()
-        self.client_id: str = cfg["client.id"] or f"kprod-producer-{next(_client_ids)}"
+        self.client_id: str = cfg["client.id"]
         self._key_serializer = _serializers.resolve_serializer(cfg["key.serializer"])
         self._value_serializer = _serializers.resolve_serializer(cfg["value.serializer"])
         self._key_is_bytes = _serializers.is_default_bytes(self._key_serializer)

@@ -481,7 +481,7 @@ PRODUCER_CONFIG: tuple[ConfigKey, ...] = (
        " cluster from them. Required.", HostPorts()),
     _k("client.id", _S, "", _MED,
        "Name sent with every request so broker logs and quotas can tell clients apart; when"
-       " unset it becomes producer-<transactional.id> or producer-<n>."),
+       " unset it becomes kprod-producer-<transactional.id> or kprod-producer-<n>."),
     _k("client.dns.lookup", _S, "use_all_dns_ips", _MED,
        "How host names are resolved: try every address a name resolves to, or resolve"
        " bootstrap names to canonical names first.",
@@ -774,7 +774,7 @@ class ProducerConfig(Mapping[str, Any]):
       if the user did not set it, it is raised to that sum instead.
     * ``reconnect.backoff.max.ms`` follows ``reconnect.backoff.ms`` when only
       the latter is set, which turns off exponential reconnect backoff.
-    * ``client.id`` defaults to ``producer-<transactional.id>`` or ``producer-<n>``.
+    * ``client.id`` defaults to ``kprod-producer-<transactional.id>`` or ``kprod-producer-<n>``.
     """
 
     __slots__ = ("_values", "_originals", "_idempotence")
@@ -958,7 +958,7 @@ def _apply_cross_field_rules(values: dict[str, Any], originals: Mapping[str, Any
     if "client.id" not in originals:
         txn_id = values["transactional.id"]
         suffix = txn_id if txn_id is not None else str(next(_client_ids))
-        values["client.id"] = f"producer-{suffix}"
+        values["client.id"] = f"kprod-producer-{suffix}"
     return problems
 
 

@@ -445,7 +445,7 @@ def test_transactional_id_requires_idempotence() -> None:
     assert "idempotence was turned off because of acks" in str(err)
     cfg = make(transactional__id="tx-1")
     assert cfg["transactional.id"] == "tx-1" and cfg.idempotence_enabled
-    assert cfg["client.id"] == "producer-tx-1"
+    assert cfg["client.id"] == "kprod-producer-tx-1"
 
 
 def test_delivery_timeout_explicit_violation_names_the_keys() -> None:
@@ -473,8 +473,8 @@ def test_reconnect_backoff_max_follows_an_explicit_backoff() -> None:
 
 def test_client_id_default_is_generated_per_config() -> None:
     first, second = make()["client.id"], make()["client.id"]
-    assert re.fullmatch(r"producer-\d+", first) and re.fullmatch(r"producer-\d+", second)
-    assert int(second.split("-")[1]) > int(first.split("-")[1])
+    assert re.fullmatch(r"kprod-producer-\d+", first) and re.fullmatch(r"kprod-producer-\d+", second)
+    assert int(second.rsplit("-", 1)[1]) > int(first.rsplit("-", 1)[1])
     assert make(client__id="")["client.id"] == ""
     assert make(client__id="app")["client.id"] == "app"
 
