@@ -448,14 +448,16 @@ class NetworkClient:
             node.registered_events = events
 
     def _drain_wakeup(self) -> None:
-        # Clear first: a wake-up that races with the drain writes a new byte,
-        # and its work is seen by the next plan anyway.
-        self._wakeup_pending = False
+        # Drain first, then clear. Clearing first would let a racing wake-up's
+        # byte be drained here while its flag stays set, silencing every later
+        # wake-up. This order can only skip a byte whose work the sender's next
+        # plan (right after this poll) sees anyway.
         try:
             while self._wake_r.recv(4096):
                 pass
         except (BlockingIOError, OSError):
             pass
+        self._wakeup_pending = False
 
     def _run_completed(self) -> None:
         while self._completed:
