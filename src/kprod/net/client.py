@@ -86,6 +86,7 @@ class NetworkClient:
         connection_setup_timeout_ms: int = 10000,
         send_buffer_bytes: int = 131072,
         receive_buffer_bytes: int = 32768,
+        on_disconnect: Callable[[int], None] | None = None,
     ) -> None:
         self.client_id = client_id
         self.clock = clock
@@ -96,6 +97,9 @@ class NetworkClient:
         self.send_buffer_bytes = send_buffer_bytes
         self.receive_buffer_bytes = receive_buffer_bytes
         self.nodes: dict[int, _Node] = {}
+        # Told when a connection drops or cannot be made: a leader may have
+        # moved, so the producer refreshes its metadata (Java does the same).
+        self.on_disconnect = on_disconnect
         self._selector = selectors.DefaultSelector()
         self._nowait: syscalls.EpollNoWait | None = None
         if syscalls.EPOLL_SUPPORTED and isinstance(self._selector, selectors.EpollSelector):
@@ -428,6 +432,8 @@ class NetworkClient:
             self._backoff(node, now, reset=was_ready)
         else:
             node.reconnect_at = now
+        if self.on_disconnect is not None:
+            self.on_disconnect(node.node_id)
         for _, handler in node.awaiting:
             self._completed.append((handler, None, error))
         node.awaiting.clear()

@@ -52,6 +52,8 @@ _MAX_POLL_MS = 1000.0
 class Network(Protocol):
     """What the sender needs of :class:`kprod.net.client.NetworkClient`."""
 
+    on_disconnect: Callable[[int], None] | None
+
     def set_node(self, node_id: int, host: str, port: int) -> None: ...
     def remove_node(self, node_id: int) -> None: ...
     def ready(self, node_id: int, now: float) -> bool: ...
@@ -103,6 +105,7 @@ class Sender:
         self.retry_backoff_max_ms = retry_backoff_max_ms
         self.transactional_id = transactional_id
         self.bootstrap_ids: list[int] = []
+        client.on_disconnect = self._on_disconnect
         for index, (host, port) in enumerate(bootstrap):
             node_id = -(index + 1)
             client.set_node(node_id, host, port)
@@ -284,6 +287,10 @@ class Sender:
             self.bootstrap_ids = []
         self._metadata_retry_at = now + self.retry_backoff_ms
 
+    def _on_disconnect(self, node_id: int) -> None:
+        if node_id >= 0:
+            self.metadata.request_update()
+
     # -- produce ---------------------------------------------------------------------
 
     def _send_produce(self, node: int, batches: list[ProducerBatch], now: float) -> None:
@@ -376,6 +383,7 @@ class Sender:
             if isinstance(error, InvalidMetadataError):
                 self.metadata.request_update()
             log.debug("Retrying %r (attempt %d): %s", batch, batch.attempts + 1, error)
+            batch.last_error = error  # the cause, should delivery.timeout.ms expire it while queued
             self.in_flight.pop(batch, None)
             if idempotence is not None:
                 idempotence.resolved(batch, acked=False)
