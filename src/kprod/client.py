@@ -237,7 +237,7 @@ class Producer:
                         f"flush() timed out after {timeout}s with records still pending; "
                         "they stay queued and will still be delivered or failed."
                     )
-                if not batch.done:  # split: wait for the batches its records moved to
+                if batch.split:  # wait for the batches its records moved to
                     pending.extend({id(f._batch): f._batch for f in batch.futures}.values())
         finally:
             self._accumulator.end_flush()

@@ -10,6 +10,7 @@ completion happen outside the lock.
 
 from __future__ import annotations
 
+import itertools
 import random
 import threading
 from collections import deque
@@ -77,6 +78,7 @@ class RecordAccumulator:
         self.closed = False
         self._drain_start: dict[int, int] = {}
         self._random = random.Random()
+        self._created = itertools.count(1)
 
     # -- application threads --------------------------------------------------
 
@@ -209,6 +211,7 @@ class RecordAccumulator:
     ) -> RecordFuture:
         builder = RecordBatchBuilder(self.codec, self.compression_level)
         batch = ProducerBatch(topic, partition, builder, self.clock_ms(), memory)
+        batch.order = (next(self._created), 0)
         future = RecordFuture(batch, 0, timestamp, key_size, value_size)
         builder.append(timestamp, key, value, headers)
         batch.futures.append(future)
@@ -324,32 +327,26 @@ class RecordAccumulator:
         return drained
 
     def reenqueue(self, batch: ProducerBatch, now: float) -> None:
-        """Put a batch back for a retry, in sequence order, after a backoff."""
+        """Put a batch back for a retry, in send order, after a backoff."""
         batch.attempts += 1
         backoff = min(self.retry_backoff_max_ms, self.retry_backoff_ms * (2 ** (batch.attempts - 1)))
         if backoff > self.retry_backoff_ms:
-            backoff *= 0.8 + 0.4 * self._random.random()  # +-20% jitter, as in Java
+            # +-20% jitter, capped at retry.backoff.max.ms, as in Java's ExponentialBackoff
+            backoff = min(self.retry_backoff_max_ms, backoff * (0.8 + 0.4 * self._random.random()))
         batch.retry_at_ms = now + backoff
         batch.in_flight = False
         with self.lock:
-            queue = self._queue(batch.topic, batch.partition, batch.partition + 1)
-            if batch.base_sequence >= 0:
-                index = 0
-                for index, queued in enumerate(queue):  # noqa: B007
-                    if queued.base_sequence < 0 or queued.base_sequence > batch.base_sequence:
-                        break
-                else:
-                    index = len(queue)
-                queue.insert(index, batch)
-            else:
-                queue.appendleft(batch)
+            _insert_in_order(self._queue(batch.topic, batch.partition, batch.partition + 1), batch)
 
     def requeue_split(self, batch: ProducerBatch, parts: list[ProducerBatch]) -> None:
-        """Replace a too-large batch by smaller ones at the head of its queue."""
+        """Replace a too-large batch by smaller ones, where it stood in send order."""
+        creation, first = batch.order
         with self.lock:
             queue = self._queue(batch.topic, batch.partition, batch.partition + 1)
-            for part in reversed(parts):
-                queue.appendleft(part)
+            for part in parts:
+                part.order = (creation, first)
+                first += part.record_count
+                _insert_in_order(queue, part)
                 self.incomplete.add(part)
             self.incomplete.discard(batch)
 
@@ -400,9 +397,23 @@ class RecordAccumulator:
         self.pool.close()
 
 
+def _insert_in_order(queue: deque[ProducerBatch], batch: ProducerBatch) -> None:
+    """Put ``batch`` before the first queued batch sent after it (retries and splits are
+    rare and queues short, so a scan is fine). Several requests may be in flight, so a
+    batch coming back can be older than batches already queued again."""
+    order = batch.order
+    for index, queued in enumerate(queue):
+        if queued.order > order:
+            queue.insert(index, batch)
+            return
+    queue.append(batch)
+
+
 def timeout_error(batch: ProducerBatch, now: float, delivery_timeout_ms: int, cause: BaseException | None = None) -> KafkaTimeoutError:
     """The error of a batch past ``delivery.timeout.ms``, naming the partition and why."""
     age = int(now - batch.created_ms)
+    if cause is None:
+        cause = batch.last_error
     reason = f" Last error: {cause}" if cause is not None else ""
     error = KafkaTimeoutError(
         f"Expiring {batch.record_count} record(s) for {batch.topic}-{batch.partition}: {age} ms has passed since "

@@ -38,7 +38,7 @@ class ProducerBatch:
         "topic", "partition", "builder", "futures", "callbacks", "created_ms", "attempts",
         "retry_at_ms", "state", "base_offset", "log_append_time", "error", "event",
         "memory", "full", "producer_id", "producer_epoch", "base_sequence", "in_flight",
-        "drained_ms", "payload", "final_error",
+        "drained_ms", "payload", "final_error", "order", "last_error",
     )
 
     def __init__(self, topic: str, partition: int, builder: RecordBatchBuilder, created_ms: float, memory: int) -> None:
@@ -65,6 +65,11 @@ class ProducerBatch:
         self.drained_ms = 0.0
         self.payload: bytes | None = None
         self.final_error: BaseException | None = None
+        # (creation number, index of its first record in the batch it was split from):
+        # the partition's send order, which retries and splits must keep.
+        self.order = (0, 0)
+        # The error of the last attempt that is being retried (the cause of a later expiry).
+        self.last_error: BaseException | None = None
 
     def __repr__(self) -> str:
         return f"ProducerBatch({self.topic}-{self.partition}, {self.record_count} records)"
@@ -76,6 +81,11 @@ class ProducerBatch:
     @property
     def done(self) -> bool:
         return self.state != _PENDING
+
+    @property
+    def split(self) -> bool:
+        """Its records moved to smaller batches (MESSAGE_TOO_LARGE); follow their futures."""
+        return self.state == _SPLIT
 
     @property
     def has_sequence(self) -> bool:

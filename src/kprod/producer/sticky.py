@@ -72,13 +72,11 @@ class StickyPartitioner:
         rand = self._random
         weighted = self._weights.get(topic)
         if weighted is not None and all(p < num_partitions for p in weighted[0]):
+            # As Java's BuiltInPartitioner: a plain weighted draw, which may keep the previous
+            # partition; steering away from it would override the weights (with two
+            # partitions it would alternate whatever the queues).
             partitions, cumulative = weighted
-            if len(partitions) > 1:
-                for _ in range(4):
-                    pick = partitions[bisect_right(cumulative, rand.randrange(cumulative[-1]))]
-                    if pick != previous:
-                        return pick
-            return partitions[0] if partitions[0] != previous or len(partitions) == 1 else partitions[-1]
+            return partitions[bisect_right(cumulative, rand.randrange(cumulative[-1]))]
         candidates: tuple[int, ...] | range = available if available else range(num_partitions)
         if len(candidates) == 1:
             return candidates[0]
