@@ -7,9 +7,18 @@ batches without gaps and resend them in order, so:
 * sequences are stamped when a batch is drained, not when it is filled;
 * a retried batch goes back in sequence order and is resent only when it is
   the oldest in-flight batch of its partition;
-* when the numbering can no longer be trusted (a real gap, lost producer
-  state, a batch that failed after taking a sequence) the producer bumps its
-  epoch (KIP-360) once nothing is in flight, and numbering restarts at 0.
+* when the numbering of a partition can no longer be trusted (a real gap,
+  lost producer state, a batch that failed after taking a sequence) the
+  producer bumps its epoch (KIP-360) once nothing is in flight, and that
+  partition's queued batches are renumbered from 0. Retries queued for other
+  partitions keep their epoch and sequence, so the broker can still recognise
+  one it already wrote (its answer was lost); such a partition moves to the new
+  epoch, from 0, once those retries are resolved;
+* a batch that fails after being sent without a definite answer (it expired,
+  its connection died) may still have been written. Its partition's sequence
+  is then *unresolved*: its later batches are retried as they are and no new
+  batch is sent until all have been answered; a bump follows only if what was
+  acknowledged leaves a gap (Java's "unresolved sequences").
 """
 
 from __future__ import annotations
@@ -40,6 +49,12 @@ class IdempotenceState:
         self.in_flight: dict[TopicPartition, list[ProducerBatch]] = {}
         self.last_acked: dict[TopicPartition, int] = {}
         self.bump_needed = False
+        # Partitions to renumber at the next bump; None: every partition.
+        self.rewrite: set[TopicPartition] | None = set()
+        # Batches with a sequence not yet acknowledged or failed (in flight or queued to retry).
+        self.stamped: dict[TopicPartition, set[ProducerBatch]] = {}
+        # Partitions where a batch failed without knowing whether the broker wrote it.
+        self.unresolved: set[TopicPartition] = set()
         self.fatal_error: BaseException | None = None
 
     @property
@@ -61,29 +76,38 @@ class IdempotenceState:
         """May ``batch`` be sent now without breaking sequence order?"""
         if self.producer_id < 0 or self.bump_needed or self.fatal_error is not None:
             return False
-        if batch.base_sequence < 0:
-            return True
         in_flight = self.in_flight.get((batch.topic, batch.partition))
+        if batch.base_sequence < 0:
+            # A new batch (current epoch) waits for the partition's older-epoch batches (the
+            # broker would fence them once it has seen the new epoch) and for an unresolved
+            # sequence to be settled.
+            if self.unresolved and (batch.topic, batch.partition) in self.unresolved:
+                return False
+            return not in_flight or in_flight[0].producer_epoch == self.producer_epoch
         # A retried batch waits until every earlier batch has been resolved.
         return not in_flight or in_flight[0].base_sequence >= batch.base_sequence
 
     def stamp(self, batch: ProducerBatch) -> None:
-        """Give ``batch`` the producer id, epoch and (if new) its sequence."""
+        """Give a new ``batch`` the producer id, epoch and its sequence; a retry keeps its own."""
         tp = (batch.topic, batch.partition)
-        if batch.base_sequence < 0 or batch.producer_epoch != self.producer_epoch or batch.producer_id != self.producer_id:
+        if batch.base_sequence < 0:
             sequence = self.next_sequence.get(tp, 0)
             batch.base_sequence = sequence
             self.next_sequence[tp] = (sequence + batch.record_count) & MAX_SEQUENCE
-        batch.producer_id = self.producer_id
-        batch.producer_epoch = self.producer_epoch
+            batch.producer_id = self.producer_id
+            batch.producer_epoch = self.producer_epoch
+            stamped = self.stamped.get(tp)
+            if stamped is None:
+                stamped = self.stamped[tp] = set()
+            stamped.add(batch)
         in_flight = self.in_flight.setdefault(tp, [])
         in_flight.append(batch)
         in_flight.sort(key=_sequence_of)
 
     # -- responses -----------------------------------------------------------
 
-    def resolved(self, batch: ProducerBatch, *, acked: bool) -> None:
-        """``batch`` is no longer in flight (acknowledged, retried or failed)."""
+    def resolved(self, batch: ProducerBatch, *, acked: bool, retrying: bool = False) -> None:
+        """``batch`` is no longer in flight (acknowledged, ``retrying`` or failed)."""
         tp = (batch.topic, batch.partition)
         in_flight = self.in_flight.get(tp)
         if in_flight is not None:
@@ -93,6 +117,12 @@ class IdempotenceState:
                 pass
             if not in_flight:
                 del self.in_flight[tp]
+        if not retrying:
+            stamped = self.stamped.get(tp)
+            if stamped is not None:
+                stamped.discard(batch)
+                if not stamped:
+                    del self.stamped[tp]
         if acked:
             self.last_acked[tp] = (batch.base_sequence + batch.record_count - 1) & MAX_SEQUENCE
 
@@ -101,23 +131,59 @@ class IdempotenceState:
         in_flight = self.in_flight.get((batch.topic, batch.partition))
         return not in_flight or in_flight[0] is batch
 
-    def request_bump(self, reason: str) -> None:
-        """Sequence numbering is no longer reliable: bump the epoch once idle."""
+    def request_bump(self, reason: str, tp: TopicPartition | None = None) -> None:
+        """The numbering of ``tp`` (None: of every partition) is no longer reliable:
+        bump the epoch once idle and renumber it."""
         if not self.bump_needed:
             log.warning("Bumping the producer epoch: %s", reason)
         self.bump_needed = True
+        if tp is None:
+            self.rewrite = None
+        elif self.rewrite is not None:
+            self.rewrite.add(tp)
+
+    def mark_unresolved(self, batch: ProducerBatch) -> None:
+        """``batch`` failed after being sent, maybe written: settle its partition later."""
+        self.unresolved.add((batch.topic, batch.partition))
+
+    def resolve_sequences(self) -> None:
+        """Settle each unresolved partition whose batches have all been answered: no gap if
+        every sequence handed out was acknowledged, else bump and renumber it."""
+        for tp in [tp for tp in self.unresolved if tp not in self.stamped]:
+            self.unresolved.discard(tp)
+            if (self.last_acked.get(tp, -1) + 1) & MAX_SEQUENCE != self.next_sequence.get(tp, 0):
+                self.request_bump(f"a failed batch left a gap in the sequence of {tp[0]}-{tp[1]}", tp)
 
     def has_in_flight(self) -> bool:
         return bool(self.in_flight)
 
     def bump(self, queued: Iterable[ProducerBatch]) -> bool:
-        """Bump the epoch locally; False when exhausted (a new producer id is needed)."""
+        """Bump the epoch locally; False when exhausted (a new producer id is needed).
+
+        Every partition's next new batch starts at sequence 0. Queued batches of the
+        partitions to renumber lose their sequence; other queued retries keep their
+        epoch and sequence (see the module docstring).
+        """
+        rewrite = self.rewrite
+        exhausted = self.producer_epoch >= MAX_EPOCH
         self.bump_needed = False
+        self.rewrite = set()
         self.next_sequence.clear()
         self.last_acked.clear()
         for batch in queued:
-            batch.base_sequence = -1
-        if self.producer_epoch >= MAX_EPOCH:
+            tp = (batch.topic, batch.partition)
+            if exhausted or rewrite is None or tp in rewrite:
+                batch.base_sequence = -1
+                stamped = self.stamped.get(tp)
+                if stamped is not None:
+                    stamped.discard(batch)
+                    if not stamped:
+                        del self.stamped[tp]
+        if exhausted or rewrite is None:
+            self.unresolved.clear()
+        else:
+            self.unresolved -= rewrite
+        if exhausted:
             self.producer_id = -1
             self.producer_epoch = -1
             return False

@@ -166,6 +166,8 @@ class Sender:
         timeout = _MAX_POLL_MS
         idempotence = self.idempotence
         if idempotence is not None:
+            if idempotence.unresolved:
+                idempotence.resolve_sequences()
             if idempotence.fatal_error is not None:
                 self._fail_queued(idempotence.fatal_error)
             elif idempotence.bump_needed and not self.in_flight:
@@ -363,7 +365,7 @@ class Sender:
             self.in_flight.pop(batch, None)
             if idempotence is not None:
                 idempotence.resolved(batch, acked=False)
-                idempotence.request_bump(f"a late error for expired batch of {batch.topic}-{batch.partition}")
+                self._sequence_lost(batch, error)
             return
         if code in (_MESSAGE_TOO_LARGE, _RECORD_LIST_TOO_LARGE) and batch.record_count > 1:
             self._split(batch, now)
@@ -379,14 +381,14 @@ class Sender:
             if sequence_problem:
                 assert idempotence is not None
                 if code == _UNKNOWN_PRODUCER_ID or idempotence.is_first_in_flight(batch):
-                    idempotence.request_bump(f"{error}")
+                    idempotence.request_bump(f"{error}", (batch.topic, batch.partition))
             if isinstance(error, InvalidMetadataError):
                 self.metadata.request_update()
             log.debug("Retrying %r (attempt %d): %s", batch, batch.attempts + 1, error)
             batch.last_error = error  # the cause, should delivery.timeout.ms expire it while queued
             self.in_flight.pop(batch, None)
             if idempotence is not None:
-                idempotence.resolved(batch, acked=False)
+                idempotence.resolved(batch, acked=False, retrying=True)
             self.accumulator.reenqueue(batch, now)
             return
         if expired and retriable:
@@ -399,7 +401,8 @@ class Sender:
         if self.idempotence is not None:
             self.idempotence.resolved(batch, acked=False)
             if batch.has_sequence:
-                self.idempotence.request_bump(f"split of a too-large batch for {batch.topic}-{batch.partition}")
+                self.idempotence.request_bump(f"split of a too-large batch for {batch.topic}-{batch.partition}",
+                                              (batch.topic, batch.partition))
         assert batch.payload is not None
         records = next(read_batches(batch.payload)).records()
         half = (len(records) + 1) // 2
@@ -442,10 +445,20 @@ class Sender:
         idempotence = self.idempotence
         if idempotence is not None and batch.has_sequence:
             idempotence.resolved(batch, acked=False)
-            idempotence.request_bump(f"a batch with sequence {batch.base_sequence} for {batch.topic}-{batch.partition} failed")
+            self._sequence_lost(batch, error)
         if not batch.done:
             self.accumulator.completed(batch)
             batch.fail(error)
+
+    def _sequence_lost(self, batch: ProducerBatch, error: BaseException) -> None:
+        """A sent batch failed for good: a gap in its partition's sequence, or maybe not."""
+        assert self.idempotence is not None
+        if isinstance(error, RetriableError):  # expired or cut off: the broker may have it
+            self.idempotence.mark_unresolved(batch)
+        else:
+            self.idempotence.request_bump(
+                f"a batch with sequence {batch.base_sequence} for {batch.topic}-{batch.partition} failed",
+                (batch.topic, batch.partition))
 
     def _expire(self, now: float) -> None:
         for batch in self.accumulator.expired(now):
