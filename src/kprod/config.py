@@ -491,10 +491,8 @@ PRODUCER_CONFIG: tuple[ConfigKey, ...] = (
        "Acknowledgements the leader waits for: 0 (none), 1 (leader only) or all/-1 (every"
        " in-sync replica)."),
     _k("enable.idempotence", _B, True, _LOW,
-       "Stamp batches with a producer id and sequence numbers so retries never duplicate or"
-       " reorder records; needs acks=all, retries > 0 and at most 5 requests in flight. Off, a"
-       " real-Kafka failure test measured hundreds of duplicates per 200k records and some"
-       " reordering (docs/reliability.md)."),
+       "Number batches so retries never duplicate or reorder records; needs acks=all,"
+       " retries > 0, at most 5 in flight. Off: duplicates measured in docs/reliability.md."),
     _k("retries", _I, INT32_MAX, _HIGH,
        "How many times a failed batch is resent; delivery.timeout.ms is usually the better"
        " limit.", Range(0, INT32_MAX)),
