@@ -12,12 +12,13 @@ import importlib
 import itertools
 import struct
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Protocol, runtime_checkable
 
+from kprod import _native
 from kprod.errors import ConfigError
 
-__all__ = ["murmur2", "partition_for_key", "Partitioner", "RoundRobinPartitioner", "resolve_partitioner"]
+__all__ = ["murmur2", "partition_for_key", "partitions_for_keys", "Partitioner", "RoundRobinPartitioner", "resolve_partitioner"]
 
 # --- murmur2 ------------------------------------------------------------------------
 
@@ -52,17 +53,38 @@ def _murmur2_unsigned(data: bytes | bytearray | memoryview) -> int:
     return h ^ (h >> 15)
 
 
-def murmur2(data: bytes | bytearray | memoryview) -> int:
-    """Kafka's murmur2 of ``data`` as Java returns it: a signed 32-bit int."""
+def _murmur2_py(data: bytes | bytearray | memoryview) -> int:
+    """Kafka's murmur2 of ``data`` as Java returns it: a signed 32-bit int (pure Python)."""
     h = _murmur2_unsigned(data)
     return h - 0x100000000 if h & 0x80000000 else h
+
+
+#: Kafka's murmur2 of ``data`` as Java returns it: a signed 32-bit int. Compiled
+#: (``kprod._speedups``, ~40 ns per 16-byte key) when built, else ``_murmur2_py`` (~1.5 µs).
+murmur2: Callable[[bytes | bytearray | memoryview], int] = (
+    _native.speedups.murmur2 if _native.speedups is not None else _murmur2_py
+)
+
+
+def _partitions_for_keys_py(keys: Sequence[bytes | None], num_partitions: int) -> list[int]:
+    """``partition_for_key`` of each key, -1 for a null key (pure Python)."""
+    if num_partitions <= 0:
+        raise ValueError(f"num_partitions must be at least 1, got {num_partitions}")
+    return [-1 if key is None else (murmur2(key) & 0x7FFFFFFF) % num_partitions for key in keys]
+
+
+#: The partition Java's default partitioner picks for each serialized key of a
+#: sequence, -1 for a null key (the sticky partitioner places those); for send_many().
+partitions_for_keys: Callable[[Sequence[bytes | None], int], list[int]] = (
+    _native.speedups.partitions_for_keys if _native.speedups is not None else _partitions_for_keys_py
+)
 
 
 def partition_for_key(key: bytes | bytearray | memoryview, num_partitions: int) -> int:
     """The partition Java's default partitioner picks for a non-null serialized key."""
     if num_partitions <= 0:
         raise ValueError(f"num_partitions must be at least 1, got {num_partitions}")
-    return (_murmur2_unsigned(key) & 0x7FFFFFFF) % num_partitions
+    return (murmur2(key) & 0x7FFFFFFF) % num_partitions
 
 
 # --- partitioners (added by the producer layer) ----------------------------------------

@@ -16,8 +16,12 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 
+from kprod import _native
 from kprod.errors import BufferExhaustedError, KafkaTimeoutError, ProducerClosedError
 from kprod.producer.batch import ProducerBatch, RecordFuture, SendCallback
+from kprod.producer.fastpath import RECORD_OVERHEAD, REASON_FULL, REASON_NEED_BATCH, record_estimate
+from kprod.producer.fastpath import append_many as _append_many
+from kprod.producer.fastpath import append_record as _append_record
 from kprod.producer.idempotence import IdempotenceState
 from kprod.producer.memory import MemoryPool
 from kprod.producer.metadata import ClusterMetadata
@@ -25,11 +29,6 @@ from kprod.producer.sticky import StickyPartitioner
 from kprod.protocol.records import BATCH_HEADER_SIZE, RecordBatchBuilder
 
 __all__ = ["RecordAccumulator", "ReadyCheck"]
-
-# Upper bound of a record's framing bytes beyond key, value and headers
-# (length, attributes, timestamp delta, offset delta, key/value lengths, header count).
-_RECORD_OVERHEAD = 32
-
 
 class ReadyCheck:
     """What :meth:`RecordAccumulator.ready` found."""
@@ -96,76 +95,165 @@ class RecordAccumulator:
         max_block_ms: int,
     ) -> RecordFuture:
         """Add one serialized record; ``partition`` -1 picks the sticky partition."""
-        key_size = -1 if key is None else len(key)
-        value_size = -1 if value is None else len(value)
-        estimate = _RECORD_OVERHEAD + (key_size if key_size > 0 else 0) + (value_size if value_size > 0 else 0)
-        if headers:
-            for header_key, header_value in headers:
-                estimate += len(header_key) * 3 + (len(header_value) if header_value else 0) + 10
         sticky = partition < 0
-        reserved = 0
         with self.lock:
             if self.closed:
                 raise ProducerClosedError("Cannot send: the producer is closed.")
             if sticky:
                 partition = self.sticky.partition(topic, num_partitions, available)
-            # Fast path: room in the partition's open batch.
+            # Fast path: room in the partition's open batch (one call, compiled when built).
             queues = self._queues.get(topic)
             if queues is not None and partition < len(queues):
                 queue = queues[partition]
                 if queue:
                     batch = queue[-1]
-                    builder = batch.builder
-                    if not batch.full and builder._size + estimate <= self.batch_size:
-                        futures = batch.futures
-                        future = RecordFuture(batch, len(futures), timestamp, key_size, value_size)
-                        builder.append(timestamp, key, value, headers)
-                        futures.append(future)
-                        if callback is not None:
-                            batch.callbacks.append((future, callback, True))  # type: ignore[union-attr]
-                        if builder._size >= self.batch_size:
-                            batch.full = True
-                            self.wakeup()
-                        if sticky:
-                            self.sticky.on_append(topic, partition, estimate, num_partitions, available)
-                        return future
-            future = self._try_append(topic, partition, timestamp, key, value, headers, callback, key_size, value_size, estimate, num_partitions)
-            if future is None:
-                memory = max(self.batch_size, estimate + BATCH_HEADER_SIZE)
-                if self.pool.try_reserve(memory):
-                    future = self._append_new(topic, partition, timestamp, key, value, headers, callback, key_size, value_size, memory, num_partitions)
-                    reserved = -1
-                else:
-                    reserved = memory
-            if future is not None:
+                    if not batch.full:
+                        future = _append_record(RecordFuture, batch, timestamp, key, value, headers, callback, self.batch_size)
+                        if future is not None:
+                            if batch.full:
+                                self.wakeup()
+                            if sticky:
+                                estimate = (RECORD_OVERHEAD + (len(key) if key else 0) + (len(value) if value else 0)
+                                            if not headers else record_estimate(key, value, headers))
+                                self.sticky.on_append(topic, partition, estimate, num_partitions, available)
+                            return future
+                        batch.full = True
+                        self.wakeup()
+            estimate = record_estimate(key, value, headers)
+            memory = max(self.batch_size, estimate + BATCH_HEADER_SIZE)
+            if self.pool.try_reserve(memory):
+                future = self._append_new(topic, partition, timestamp, key, value, headers, callback, memory, num_partitions)
                 if sticky:
                     self.sticky.on_append(topic, partition, estimate, num_partitions, available)
-                if reserved == -1:
-                    self.wakeup()
+                self.wakeup()
                 return future
         # The buffer is full: wait for memory outside the lock (the I/O thread frees it).
         self.wakeup()
-        if not self.pool.reserve(reserved, max_block_ms / 1000.0):
+        if not self.pool.reserve(memory, max_block_ms / 1000.0):
             if self.closed:
                 raise ProducerClosedError("Cannot send: the producer was closed while waiting for buffer memory.")
             raise BufferExhaustedError(
-                f"Failed to allocate {reserved} bytes within max.block.ms ({max_block_ms} ms) for a record "
+                f"Failed to allocate {memory} bytes within max.block.ms ({max_block_ms} ms) for a record "
                 f"to {topic}-{partition}: buffer.memory ({self.pool.total} bytes) is full. Records are produced "
                 "faster than the cluster takes them; raise buffer.memory or max.block.ms, or slow down."
             )
         with self.lock:
             if self.closed:
-                self.pool.release(reserved)
+                self.pool.release(memory)
                 raise ProducerClosedError("Cannot send: the producer is closed.")
-            future = self._try_append(topic, partition, timestamp, key, value, headers, callback, key_size, value_size, estimate, num_partitions)
+            future = self._try_append(topic, partition, timestamp, key, value, headers, callback)
             if future is not None:
-                self.pool.release(reserved)
+                self.pool.release(memory)
             else:
-                future = self._append_new(topic, partition, timestamp, key, value, headers, callback, key_size, value_size, reserved, num_partitions)
+                future = self._append_new(topic, partition, timestamp, key, value, headers, callback, memory, num_partitions)
             if sticky:
                 self.sticky.on_append(topic, partition, estimate, num_partitions, available)
         self.wakeup()
         return future
+
+    def append_many(
+        self,
+        topic: str,
+        partitions: int | list[int],
+        now: int,
+        timestamps: Sequence[int | None] | None,
+        keys: Sequence[bytes | None] | None,
+        values: Sequence[bytes | None],
+        headers: Sequence[Sequence[tuple[str, bytes | None]] | None] | None,
+        callback: SendCallback | None,
+        num_partitions: int,
+        available: tuple[int, ...] | None,
+        max_block_ms: int,
+    ) -> list[RecordFuture]:
+        """Add many serialized records in order; one future per record.
+
+        ``partitions``: one for all records or one per record, -1 for the sticky
+        partition; a None timestamp (or ``timestamps`` None) is ``now``. Records go
+        into the open batches under the lock, one compiled call per run of records
+        (until a batch fills or the sticky partition moves on); a record that needs a
+        new batch goes through :meth:`append`, which reserves its memory and may wait
+        up to ``max_block_ms`` outside the lock. If that fails (buffer exhausted,
+        producer closed), the records not queued yet get futures failed with that
+        error (their callbacks run now), and the queued ones go on.
+        """
+        out: list[RecordFuture] = []
+        n = len(values)
+        fixed = partitions if type(partitions) is int else None
+        uses_sticky = fixed < 0 if fixed is not None else -1 in partitions  # type: ignore[operator]
+        sticky = self.sticky
+        limit = self.batch_size
+        i = 0
+        while i < n:
+            with self.lock:
+                if self.closed:
+                    break
+                self._queue(topic, 0, num_partitions)
+                batches = [queue[-1] if queue and not queue[-1].full else None for queue in self._queues[topic]]
+                sticky_partition = sticky.partition(topic, num_partitions, available) if uses_sticky else -1
+                budget = sticky.remaining(topic) if uses_sticky else 0
+                i, used, reason = _append_many(
+                    RecordFuture, batches, values, keys, timestamps, headers, partitions, callback, i, now,
+                    sticky_partition, budget, limit, out,
+                )
+                if used:
+                    sticky.on_append(topic, sticky_partition, used, num_partitions, available)
+            if reason & REASON_FULL:
+                self.wakeup()
+            if reason & 3 == REASON_NEED_BATCH:
+                timestamp = timestamps[i] if timestamps is not None else None
+                try:
+                    out.append(self.append(
+                        topic, fixed if fixed is not None else partitions[i],  # type: ignore[index]
+                        now if timestamp is None else timestamp, keys[i] if keys is not None else None, values[i],
+                        headers[i] if headers is not None else None, callback, num_partitions, available, max_block_ms,
+                    ))
+                except (BufferExhaustedError, ProducerClosedError) as exc:
+                    self._fail_unqueued(topic, out, n, callback, exc)
+                    return out
+                i += 1
+        if len(out) < n:
+            self._fail_unqueued(topic, out, n, callback, ProducerClosedError("Cannot send: the producer is closed."))
+        return out
+
+    def _fail_unqueued(
+        self, topic: str, out: list[RecordFuture], n: int, callback: SendCallback | None, error: BaseException,
+    ) -> None:
+        """Futures, failed with ``error``, for the records of a send_many() not queued (out[len(out):n])."""
+        batch = ProducerBatch(topic, -1, RecordBatchBuilder(self.codec, self.compression_level), self.clock_ms(), 0)
+        futures = batch.futures
+        for index in range(n - len(out)):
+            future = RecordFuture(batch, index, -1, -1, -1)
+            futures.append(future)
+            if callback is not None:
+                batch.callbacks.append((future, callback, True))  # type: ignore[union-attr]
+        out.extend(futures)
+        batch.fail(error)
+
+    def send_path(
+        self, metadata: ClusterMetadata, *, keyed: bool, max_request_size: int, buffer_memory: int,
+    ) -> Callable[..., RecordFuture | None] | None:
+        """``Producer.send``'s common case compiled into one call; None without ``kprod._speedups``.
+
+        ``path(topic, value, key, partition, timestamp, headers, callback)`` takes
+        a record whose key and value are bytes or None (``partition`` None: murmur2
+        of the key if ``keyed``, else sticky), appends it to its partition's open
+        batch under the lock and returns its future; or returns None, having changed
+        nothing, when the record needs the Python path (no metadata, an argument to
+        reject, no open batch with room, no sticky partition drawn, closed).
+        :meth:`append` and ``Producer.send`` are its reference; the sticky byte
+        count mirrors :meth:`StickyPartitioner.on_append`.
+        """
+        speedups = _native.speedups
+        if speedups is None:
+            return None
+        sticky = self.sticky
+        return speedups.SendPath(  # type: ignore[no-any-return]
+            accumulator=self, queues=self._queues, lock=self.lock,
+            sticky_current=sticky._current, sticky_produced=sticky._produced, sticky_next=sticky._next,
+            sticky_batch_size=sticky.batch_size, wakeup=self.wakeup, future_type=RecordFuture,
+            batch_size=self.batch_size, metadata=metadata, keyed=keyed,
+            max_request_size=max_request_size, buffer_memory=buffer_memory,
+        )
 
     def _queue(self, topic: str, partition: int, num_partitions: int) -> deque[ProducerBatch]:
         queues = self._queues.get(topic)
@@ -177,8 +265,8 @@ class RecordAccumulator:
     def _try_append(
         self, topic: str, partition: int, timestamp: int, key: bytes | None, value: bytes | None,
         headers: Sequence[tuple[str, bytes | None]] | None, callback: SendCallback | None,
-        key_size: int, value_size: int, estimate: int, num_partitions: int,
     ) -> RecordFuture | None:
+        """Append to the partition's open batch if it has room; else mark it full (under the lock)."""
         queues = self._queues.get(topic)
         if queues is None or partition >= len(queues):
             return None
@@ -188,18 +276,8 @@ class RecordAccumulator:
         batch = queue[-1]
         if batch.full:
             return None
-        builder = batch.builder
-        if builder.size_in_bytes + estimate > self.batch_size:
-            batch.full = True
-            self.wakeup()
-            return None
-        futures = batch.futures
-        future = RecordFuture(batch, len(futures), timestamp, key_size, value_size)
-        builder.append(timestamp, key, value, headers)
-        futures.append(future)
-        if callback is not None:
-            batch.callbacks.append((future, callback, True))  # type: ignore[union-attr]
-        if builder.size_in_bytes >= self.batch_size:
+        future = _append_record(RecordFuture, batch, timestamp, key, value, headers, callback, self.batch_size)
+        if future is None or batch.full:
             batch.full = True
             self.wakeup()
         return future
@@ -207,13 +285,13 @@ class RecordAccumulator:
     def _append_new(
         self, topic: str, partition: int, timestamp: int, key: bytes | None, value: bytes | None,
         headers: Sequence[tuple[str, bytes | None]] | None, callback: SendCallback | None,
-        key_size: int, value_size: int, memory: int, num_partitions: int,
+        memory: int, num_partitions: int,
     ) -> RecordFuture:
         builder = RecordBatchBuilder(self.codec, self.compression_level)
         batch = ProducerBatch(topic, partition, builder, self.clock_ms(), memory)
         batch.order = (next(self._created), 0)
-        future = RecordFuture(batch, 0, timestamp, key_size, value_size)
         builder.append(timestamp, key, value, headers)
+        future = RecordFuture(batch, 0, timestamp, -1 if key is None else len(key), -1 if value is None else len(value))
         batch.futures.append(future)
         if callback is not None:
             batch.callbacks.append((future, callback, True))  # type: ignore[union-attr]

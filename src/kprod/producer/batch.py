@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from kprod import _native
 from kprod.protocol.records import RecordBatchBuilder
 from kprod.record import RecordMetadata
 
@@ -38,14 +39,16 @@ class ProducerBatch:
         "topic", "partition", "builder", "futures", "callbacks", "created_ms", "attempts",
         "retry_at_ms", "state", "base_offset", "log_append_time", "error", "event",
         "memory", "full", "producer_id", "producer_epoch", "base_sequence", "in_flight",
-        "drained_ms", "payload", "final_error", "order", "last_error",
+        "drained_ms", "payload", "final_error", "order", "last_error", "_final_count",
     )
 
     def __init__(self, topic: str, partition: int, builder: RecordBatchBuilder, created_ms: float, memory: int) -> None:
         self.topic = topic
         self.partition = partition
         self.builder = builder
+        # The records' futures in order; emptied once the batch completes (see _finish).
         self.futures: list[RecordFuture] = []
+        self._final_count = -1
         # (future, callback, java_style) in registration order; None once completed.
         self.callbacks: list[tuple[RecordFuture, Callable[..., Any], bool]] | None = []
         self.created_ms = created_ms
@@ -76,7 +79,7 @@ class ProducerBatch:
 
     @property
     def record_count(self) -> int:
-        return len(self.futures)
+        return self._final_count if self._final_count >= 0 else len(self.futures)
 
     @property
     def done(self) -> bool:
@@ -116,32 +119,36 @@ class ProducerBatch:
         self.event.set()
 
     def _finish(self, state: int) -> None:
+        # Callbacks run before waiters wake (as in Java), so flush() and result()
+        # return only after the record's callback has run. A callback that waits
+        # on its own future does not block: the state is already final.
         with _CALLBACK_LOCK:
             self.state = state
             callbacks, self.callbacks = self.callbacks, None
-        self.event.set()
-        if not callbacks:
-            return
-        error = self.error
-        for future, callback, java_style in callbacks:
-            try:
-                if java_style:
-                    if error is None:
-                        callback(future._metadata(), None)
+        if callbacks:
+            error = self.error
+            for future, callback, java_style in callbacks:
+                try:
+                    if java_style:
+                        if error is None:
+                            callback(future._metadata(), None)
+                        else:
+                            callback(None, error)
                     else:
-                        callback(None, error)
-                else:
-                    callback(future)
-            except Exception:
-                log.exception("A send callback for %s-%d raised; the producer goes on", self.topic, self.partition)
+                        callback(future)
+                except Exception:
+                    log.exception("A send callback for %s-%d raised; the producer goes on", self.topic, self.partition)
+        self.event.set()
+        # Break the batch <-> futures cycle, so completed futures are freed by reference
+        # counting alone: the compiled append path does not track futures in the cycle
+        # collector, whose scans of every pending future cost more than building them.
+        self._final_count = len(self.futures)
+        self.futures = []
 
 
-class RecordFuture:
-    """The result of one ``send()``: a ``concurrent.futures.Future``-compatible object.
-
-    ``result(timeout)`` returns :class:`RecordMetadata` or raises the send's
-    error; ``add_done_callback(fn)`` calls ``fn(future)`` once it is done.
-    """
+class _FutureCore:
+    """A record future's fields (pure Python; ``kprod._speedups.FutureCore`` is the
+    compiled twin, which the compiled append path can create without a Python call)."""
 
     __slots__ = ("_batch", "_index", "_timestamp", "_key_size", "_value_size")
 
@@ -151,6 +158,20 @@ class RecordFuture:
         self._timestamp = timestamp
         self._key_size = key_size
         self._value_size = value_size
+
+
+_FutureBase: type[_FutureCore] = _native.speedups.FutureCore if _native.speedups is not None else _FutureCore
+
+
+class RecordFuture(_FutureBase):  # type: ignore[valid-type,misc]
+    """The result of one ``send()``: a ``concurrent.futures.Future``-compatible object.
+
+    ``result(timeout)`` returns :class:`RecordMetadata` or raises the send's
+    error; ``add_done_callback(fn)`` calls ``fn(future)`` once it is done.
+    ``RecordFuture(batch, index, timestamp, key_size, value_size)``.
+    """
+
+    __slots__ = ()
 
     def _metadata(self) -> RecordMetadata:
         batch = self._batch

@@ -126,10 +126,18 @@ class IdempotenceState:
         if acked:
             self.last_acked[tp] = (batch.base_sequence + batch.record_count - 1) & MAX_SEQUENCE
 
-    def is_first_in_flight(self, batch: ProducerBatch) -> bool:
-        """No earlier batch of the partition is still unresolved."""
-        in_flight = self.in_flight.get((batch.topic, batch.partition))
-        return not in_flight or in_flight[0] is batch
+    def is_oldest_unresolved(self, batch: ProducerBatch) -> bool:
+        """No earlier batch of the partition is still unresolved: neither in flight nor
+        queued for a retry. Only then does OUT_OF_ORDER_SEQUENCE_NUMBER mean a real gap;
+        otherwise the broker is waiting for that earlier batch, which a retry will bring."""
+        tp = (batch.topic, batch.partition)
+        epoch = batch.producer_epoch
+        sequence = batch.base_sequence
+        for other in self.stamped.get(tp, ()):
+            if other is not batch and other.producer_epoch == epoch and other.base_sequence < sequence:
+                return False
+        in_flight = self.in_flight.get(tp)
+        return not in_flight or in_flight[0] is batch or in_flight[0].base_sequence >= sequence
 
     def request_bump(self, reason: str, tp: TopicPartition | None = None) -> None:
         """The numbering of ``tp`` (None: of every partition) is no longer reliable:

@@ -380,7 +380,7 @@ class Sender:
         if retriable and batch.attempts < self.retries and not expired:
             if sequence_problem:
                 assert idempotence is not None
-                if code == _UNKNOWN_PRODUCER_ID or idempotence.is_first_in_flight(batch):
+                if code == _UNKNOWN_PRODUCER_ID or idempotence.is_oldest_unresolved(batch):
                     idempotence.request_bump(f"{error}", (batch.topic, batch.partition))
             if isinstance(error, InvalidMetadataError):
                 self.metadata.request_update()

@@ -38,7 +38,10 @@ class StickyPartitioner:
         return current
 
     def on_append(self, topic: str, partition: int, size: int, num_partitions: int, available: tuple[int, ...] | None) -> None:
-        """Count bytes sent to the sticky partition; move on after ``batch.size``."""
+        """Count bytes sent to the sticky partition; move on after ``batch.size``.
+
+        ``kprod._speedups.SendPath`` makes the same count in C (keep the two in step).
+        """
         if self._current.get(topic) != partition:
             return
         produced = self._produced.get(topic, 0) + size
@@ -46,6 +49,10 @@ class StickyPartitioner:
             self._next(topic, num_partitions, available, partition)
         else:
             self._produced[topic] = produced
+
+    def remaining(self, topic: str) -> int:
+        """Bytes the current sticky partition of ``topic`` takes before :meth:`on_append` moves on."""
+        return self.batch_size - self._produced.get(topic, 0)
 
     def report_queue_sizes(self, topic: str, sizes: dict[int, int], unavailable: set[int]) -> None:
         """Adaptive mode: queue sizes (batches) per partition, from the I/O thread."""

@@ -22,6 +22,7 @@ from typing import Final, NamedTuple
 
 from crc32c import crc32c as _crc32c
 
+from kprod import _native
 from kprod.errors import KafkaError
 from kprod.protocol.compression import (
     CODEC_NAMES,
@@ -149,53 +150,24 @@ def _raise_header_type_error(headers: Sequence[object]) -> None:
             ) from None
 
 
-class RecordBatchBuilder:
-    """Accumulates records of one batch, then builds its wire bytes.
+class _RecordsCore:
+    """The builder's hot state and ``append``: the pure-Python reference.
 
-    ``append`` encodes each record straight into one buffer. ``size_in_bytes``
-    is Java's estimate for ``batch.size`` decisions: the 61-byte header plus the
-    *uncompressed* records. With ``max_size`` set, ``append`` refuses (returns 0)
-    a record that would take the batch past it, unless the batch is empty: the
-    first record always goes in, as in Java.
-
-    Not thread-safe: the accumulator appends under its own lock.
+    ``kprod._speedups.RecordsCore`` is its compiled twin (same fields, same
+    bytes, tested against this code); :class:`RecordBatchBuilder` derives from
+    whichever is in use.
     """
 
-    __slots__ = (
-        "_base_ts",
-        "_buf",
-        "_codec",
-        "_count",
-        "_level",
-        "_max_size",
-        "_max_ts",
-        "_payload",
-        "_requested_base",
-        "_size",
-    )
+    __slots__ = ("_base_ts", "_buf", "_count", "_max_size", "_max_ts", "_requested_base", "_size")
 
-    def __init__(
-        self,
-        codec: int = 0,
-        level: int | None = None,
-        base_timestamp: int | None = None,
-        max_size: int | None = None,
-    ) -> None:
-        validate_level(codec, level)
-        if max_size is not None and max_size < BATCH_HEADER_SIZE:
-            raise ValueError(f"max_size {max_size} is smaller than the {BATCH_HEADER_SIZE}-byte batch header")
-        self._codec = codec
-        self._level = level
+    def __init__(self, base_timestamp: int | None = None, max_size: int | None = None) -> None:
         self._base_ts = base_timestamp
         self._requested_base = base_timestamp
         self._max_ts = -(1 << 63)
         self._buf: bytearray | None = bytearray()
-        self._payload: bytes | bytearray | None = None
         self._count = 0
         self._size = BATCH_HEADER_SIZE
         self._max_size = sys.maxsize if max_size is None else max_size
-
-    # -- hot path -------------------------------------------------------------
 
     def append(
         self,
@@ -261,6 +233,40 @@ class RecordBatchBuilder:
         if timestamp > self._max_ts:
             self._max_ts = timestamp
         return added
+
+
+_Core: type[_RecordsCore] = _native.speedups.RecordsCore if _native.speedups is not None else _RecordsCore
+
+
+class RecordBatchBuilder(_Core):  # type: ignore[valid-type,misc]
+    """Accumulates records of one batch, then builds its wire bytes.
+
+    ``append`` encodes each record straight into one buffer (compiled when
+    ``kprod._speedups`` is built; the reference is :class:`_RecordsCore`).
+    ``size_in_bytes`` is Java's estimate for ``batch.size`` decisions: the
+    61-byte header plus the *uncompressed* records. With ``max_size`` set,
+    ``append`` refuses (returns 0) a record that would take the batch past it,
+    unless the batch is empty: the first record always goes in, as in Java.
+
+    Not thread-safe: the accumulator appends under its own lock.
+    """
+
+    __slots__ = ("_codec", "_level", "_payload")
+
+    def __init__(
+        self,
+        codec: int = 0,
+        level: int | None = None,
+        base_timestamp: int | None = None,
+        max_size: int | None = None,
+    ) -> None:
+        validate_level(codec, level)
+        if max_size is not None and max_size < BATCH_HEADER_SIZE:
+            raise ValueError(f"max_size {max_size} is smaller than the {BATCH_HEADER_SIZE}-byte batch header")
+        _Core.__init__(self, base_timestamp, max_size)
+        self._codec = codec
+        self._level = level
+        self._payload: bytes | bytearray | None = None
 
     # -- state ------------------------------------------------------------------
 
@@ -354,7 +360,10 @@ class RecordBatchBuilder:
                 f" (base {self._base_ts}, max {self._max_ts}), producer_id signed 64-bit ({producer_id}),"
                 f" producer_epoch signed 16-bit ({producer_epoch}), base_sequence signed 32-bit ({base_sequence})"
             ) from None
-        crc = _crc32c(payload, _crc32c(tail))
+        # gil_release_mode=0: the producer's I/O thread builds batches, and a CRC takes ~5 µs for
+        # 64 KiB, while getting the GIL back from a busy send() thread can take the whole
+        # 5 ms switch interval (crc32c releases it by default from 32 KiB on).
+        crc = _crc32c(payload, _crc32c(tail), 0)
         return b"".join((_pack_head(0, _MIN_BATCH_LENGTH + len(payload), -1, MAGIC, crc), tail, payload))
 
 

@@ -1,0 +1,1488 @@
+/* kprod._speedups: compiled twins of the producer's per-record hot path.
+ *
+ * Optional: kprod works without it (kprod._native falls back to the pure-Python
+ * reference code when this module cannot be imported or KPROD_NO_SPEEDUPS=1).
+ * Every function here has a Python twin that is the reference, and the tests
+ * compare both byte for byte:
+ *
+ *   murmur2(data) -> int                 kprod.partitioner.murmur2 (Java's signed result)
+ *   partitions_for_keys(keys, n) -> list kprod.partitioner.partitions_for_keys
+ *   scan_bytes(seq) -> (int, int)        producer.fastpath.scan_bytes
+ *   RecordsCore                          base of protocol.records.RecordBatchBuilder:
+ *                                        its hot state and append() (twin: _RecordsCore)
+ *   FutureCore                           base of producer.batch.RecordFuture (its fields)
+ *   append_record(...)                   producer.fastpath.append_record
+ *   append_many(...)                     producer.fastpath.append_many
+ *   SendPath                             Producer.send + RecordAccumulator.append, common case
+ *
+ * The record layout is Kafka's record v2: length, attributes, timestampDelta,
+ * offsetDelta, key, value, headers, every integer a ZigZag varint.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+/* The accumulator's upper bound of a record's framing bytes beyond key, value
+ * and headers (producer/accumulator.py _RECORD_OVERHEAD). */
+#define RECORD_OVERHEAD 32
+/* A header's estimate: key chars * 3 (UTF-8 upper bound) + value + 10. */
+#define HEADER_OVERHEAD 10
+#define STACK_HEADERS 8
+
+static PyObject *str_builder, *str_futures, *str_full, *str_callbacks;
+
+/* -- varints ------------------------------------------------------------------- */
+
+static inline uint64_t zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
+
+static inline Py_ssize_t uvarint_size(uint64_t v)
+{
+    Py_ssize_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static inline char *put_uvarint(char *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (char)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (char)v;
+    return p;
+}
+
+/* -- murmur2 ------------------------------------------------------------------- */
+
+static uint32_t murmur2_raw(const unsigned char *data, Py_ssize_t length)
+{
+    const uint32_t m = 0x5bd1e995;
+    uint32_t h = 0x9747b28cU ^ (uint32_t)length;
+    Py_ssize_t words = length >> 2, i;
+    for (i = 0; i < words; i++) {
+        const unsigned char *d = data + (i << 2);
+        uint32_t k = (uint32_t)d[0] | ((uint32_t)d[1] << 8) | ((uint32_t)d[2] << 16) | ((uint32_t)d[3] << 24);
+        k *= m;
+        k ^= k >> 24;
+        k *= m;
+        h *= m;
+        h ^= k;
+    }
+    const unsigned char *tail = data + (words << 2);
+    switch (length & 3) {
+    case 3:
+        h ^= (uint32_t)tail[2] << 16;
+        /* fall through */
+    case 2:
+        h ^= (uint32_t)tail[1] << 8;
+        /* fall through */
+    case 1:
+        h ^= (uint32_t)tail[0];
+        h *= m;
+    }
+    h ^= h >> 13;
+    h *= m;
+    h ^= h >> 15;
+    return h;
+}
+
+static PyObject *py_murmur2(PyObject *module, PyObject *data)
+{
+    uint32_t h;
+    if (PyBytes_CheckExact(data)) {
+        h = murmur2_raw((const unsigned char *)PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data));
+    } else {
+        Py_buffer view;
+        if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
+            return NULL;
+        h = murmur2_raw((const unsigned char *)view.buf, view.len);
+        PyBuffer_Release(&view);
+    }
+    return PyLong_FromLong((long)(int32_t)h);
+}
+
+static PyObject *py_partitions_for_keys(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "partitions_for_keys(keys, num_partitions) takes 2 arguments");
+        return NULL;
+    }
+    Py_ssize_t n = PyLong_AsSsize_t(args[1]);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    if (n <= 0) {
+        PyErr_Format(PyExc_ValueError, "num_partitions must be at least 1, got %zd", n);
+        return NULL;
+    }
+    PyObject *seq = PySequence_Fast(args[0], "keys must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    PyObject *out = PyList_New(count);
+    if (out == NULL)
+        goto fail;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *key = items[i];
+        long p;
+        if (key == Py_None) {
+            p = -1;
+        } else if (PyBytes_CheckExact(key)) {
+            p = (long)((murmur2_raw((const unsigned char *)PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key)) & 0x7fffffffU) % (uint32_t)n);
+        } else {
+            Py_buffer view;
+            if (PyObject_GetBuffer(key, &view, PyBUF_SIMPLE) < 0)
+                goto fail;
+            p = (long)((murmur2_raw((const unsigned char *)view.buf, view.len) & 0x7fffffffU) % (uint32_t)n);
+            PyBuffer_Release(&view);
+        }
+        PyObject *value = PyLong_FromLong(p);
+        if (value == NULL)
+            goto fail;
+        PyList_SET_ITEM(out, i, value);
+    }
+    Py_DECREF(seq);
+    return out;
+fail:
+    Py_XDECREF(out);
+    Py_DECREF(seq);
+    return NULL;
+}
+
+/* scan_bytes(seq) -> (index of the first item neither bytes nor None or -1, largest length) */
+static PyObject *py_scan_bytes(PyObject *module, PyObject *arg)
+{
+    PyObject *seq = PySequence_Fast(arg, "expected a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    PyObject **items = PySequence_Fast_ITEMS(seq);
+    Py_ssize_t found = -1, longest = 0;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = items[i];
+        if (PyBytes_CheckExact(item)) {
+            if (PyBytes_GET_SIZE(item) > longest)
+                longest = PyBytes_GET_SIZE(item);
+        } else if (item != Py_None) {
+            found = i;
+            break;
+        }
+    }
+    Py_DECREF(seq);
+    return Py_BuildValue("nn", found, longest);
+}
+
+/* -- byte arguments -------------------------------------------------------------- */
+
+typedef struct {
+    const char *ptr;
+    Py_ssize_t len; /* -1: null */
+    int has_view;
+    Py_buffer view;
+} bytesarg;
+
+static inline void bytesarg_release(bytesarg *b)
+{
+    if (b->has_view) {
+        PyBuffer_Release(&b->view);
+        b->has_view = 0;
+    }
+}
+
+/* bytes, any contiguous buffer, or None; what names the argument in the error. */
+static int bytesarg_get(PyObject *obj, bytesarg *out, const char *what)
+{
+    out->has_view = 0;
+    if (obj == Py_None) {
+        out->ptr = NULL;
+        out->len = -1;
+        return 0;
+    }
+    if (PyBytes_CheckExact(obj)) {
+        out->ptr = PyBytes_AS_STRING(obj);
+        out->len = PyBytes_GET_SIZE(obj);
+        return 0;
+    }
+    if (PyObject_CheckBuffer(obj)) {
+        if (PyObject_GetBuffer(obj, &out->view, PyBUF_SIMPLE) < 0)
+            return -1;
+        out->has_view = 1;
+        out->ptr = (const char *)out->view.buf;
+        out->len = out->view.len;
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "record %s must be bytes or None, got %s", what, Py_TYPE(obj)->tp_name);
+    return -1;
+}
+
+typedef struct {
+    const char *key;
+    Py_ssize_t key_len;
+    bytesarg value;
+} header_t;
+
+/* Validated headers of one record, with their encoded size and the accumulator's estimate. */
+typedef struct {
+    PyObject *seq; /* PySequence_Fast of the headers, or NULL for none */
+    Py_ssize_t count;
+    header_t *items;
+    header_t stack[STACK_HEADERS];
+    Py_ssize_t encoded;  /* bytes of the header count and the headers */
+    Py_ssize_t estimate; /* sum of len(key) * 3 + len(value) + 10 */
+} headers_t;
+
+static void headers_release(headers_t *h)
+{
+    if (h->items != NULL) {
+        for (Py_ssize_t i = 0; i < h->count; i++)
+            bytesarg_release(&h->items[i].value);
+        if (h->items != h->stack)
+            PyMem_Free(h->items);
+        h->items = NULL;
+    }
+    Py_CLEAR(h->seq);
+}
+
+static int headers_get(PyObject *obj, headers_t *h)
+{
+    h->seq = NULL;
+    h->items = NULL;
+    h->count = 0;
+    h->encoded = 1; /* varint 0 */
+    h->estimate = 0;
+    if (obj == NULL || obj == Py_None)
+        return 0;
+    if (PyList_CheckExact(obj) || PyTuple_CheckExact(obj)) {
+        if (PySequence_Fast_GET_SIZE(obj) == 0)
+            return 0;
+        Py_INCREF(obj);
+        h->seq = obj;
+    } else {
+        if (PyObject_Length(obj) < 0) /* Python: len(headers) */
+            return -1;
+        h->seq = PySequence_Fast(obj, "record headers must be a sequence of (str, bytes) pairs");
+        if (h->seq == NULL)
+            return -1;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(h->seq);
+    if (n == 0)
+        return 0;
+    if (n <= STACK_HEADERS) {
+        h->items = h->stack;
+    } else {
+        h->items = PyMem_Malloc(sizeof(header_t) * (size_t)n);
+        if (h->items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    PyObject **items = PySequence_Fast_ITEMS(h->seq);
+    Py_ssize_t encoded = uvarint_size(zigzag(n));
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = items[i];
+        if (!(PyTuple_Check(item) || PyList_Check(item)) || PySequence_Fast_GET_SIZE(item) != 2) {
+            PyErr_Format(PyExc_TypeError, "each header must be a (str key, bytes value) pair, got %R", item);
+            return -1;
+        }
+        PyObject *hkey = PySequence_Fast_GET_ITEM(item, 0);
+        PyObject *hvalue = PySequence_Fast_GET_ITEM(item, 1);
+        if (!PyUnicode_Check(hkey)) {
+            PyErr_Format(PyExc_TypeError, "header key must be str, got %s: %R", Py_TYPE(hkey)->tp_name, hkey);
+            return -1;
+        }
+        header_t *out = &h->items[i];
+        out->key = PyUnicode_AsUTF8AndSize(hkey, &out->key_len);
+        if (out->key == NULL)
+            return -1;
+        if (hvalue != Py_None && !PyBytes_CheckExact(hvalue) && !PyObject_CheckBuffer(hvalue)) {
+            PyErr_Format(PyExc_TypeError, "value of header %R must be bytes or None, got %s", hkey,
+                         Py_TYPE(hvalue)->tp_name);
+            return -1;
+        }
+        if (bytesarg_get(hvalue, &out->value, "header value") < 0)
+            return -1;
+        h->count = i + 1; /* so headers_release releases what was taken */
+        encoded += uvarint_size(zigzag(out->key_len)) + out->key_len;
+        encoded += out->value.len < 0 ? 1 : uvarint_size(zigzag(out->value.len)) + out->value.len;
+        h->estimate += PyUnicode_GET_LENGTH(hkey) * 3 + (out->value.len > 0 ? out->value.len : 0) + HEADER_OVERHEAD;
+    }
+    h->encoded = encoded;
+    return 0;
+}
+
+/* -- RecordsCore: the record batch builder's hot state ------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *buf;            /* bytearray of the records section; NULL once closed */
+    PyObject *requested_base; /* base timestamp given at construction (int or None) */
+    long long base_ts;
+    long long max_ts;
+    Py_ssize_t count;
+    Py_ssize_t size; /* 61-byte header + records */
+    Py_ssize_t max_size;
+    int has_base;
+} RecordsCore;
+
+static PyTypeObject RecordsCore_Type;
+
+static int records_init(RecordsCore *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"base_timestamp", "max_size", NULL};
+    PyObject *base = Py_None, *max_size = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:RecordsCore", kwlist, &base, &max_size))
+        return -1;
+    self->has_base = 0;
+    self->base_ts = 0;
+    if (base != Py_None) {
+        if (!PyLong_Check(base)) {
+            PyErr_Format(PyExc_TypeError, "base_timestamp must be an int or None, got %s", Py_TYPE(base)->tp_name);
+            return -1;
+        }
+        int overflow = 0;
+        self->base_ts = PyLong_AsLongLongAndOverflow(base, &overflow);
+        if (overflow) {
+            PyErr_Format(PyExc_ValueError, "base_timestamp %R does not fit a signed 64-bit int", base);
+            return -1;
+        }
+        if (self->base_ts == -1 && PyErr_Occurred())
+            return -1;
+        self->has_base = 1;
+    }
+    if (max_size == Py_None) {
+        self->max_size = PY_SSIZE_T_MAX;
+    } else {
+        self->max_size = PyLong_AsSsize_t(max_size);
+        if (self->max_size == -1 && PyErr_Occurred())
+            return -1;
+    }
+    Py_INCREF(base);
+    Py_XSETREF(self->requested_base, base);
+    Py_XSETREF(self->buf, PyByteArray_FromStringAndSize(NULL, 0));
+    if (self->buf == NULL)
+        return -1;
+    self->max_ts = INT64_MIN;
+    self->count = 0;
+    self->size = 61;
+    return 0;
+}
+
+static void records_dealloc(RecordsCore *self)
+{
+    Py_CLEAR(self->buf);
+    Py_CLEAR(self->requested_base);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* A record timestamp as a signed 64-bit int (TypeError / ValueError otherwise). */
+static int get_timestamp(PyObject *timestamp, long long *out)
+{
+    if (!PyLong_Check(timestamp)) {
+        PyErr_Format(PyExc_TypeError, "record timestamp must be an int (milliseconds), got %s",
+                     Py_TYPE(timestamp)->tp_name);
+        return -1;
+    }
+    int overflow = 0;
+    *out = PyLong_AsLongLongAndOverflow(timestamp, &overflow);
+    if (*out == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow) {
+        PyErr_Format(PyExc_ValueError, "record timestamp %R does not fit a Kafka varlong (signed 64-bit)", timestamp);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_open(RecordsCore *self)
+{
+    if (self->buf == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "record batch is closed: no record can be appended after close() or build()");
+        return -1;
+    }
+    return 0;
+}
+
+/* Encode one record; returns the bytes added, 0 if max_size refused it, -1 on error. */
+static Py_ssize_t records_encode(RecordsCore *self, long long ts, bytesarg *key, bytesarg *value, headers_t *headers)
+{
+    if (check_open(self) < 0)
+        return -1;
+    long long base = self->has_base ? self->base_ts : ts;
+    long long delta;
+    if (__builtin_sub_overflow(ts, base, &delta)) {
+        PyErr_Format(PyExc_ValueError,
+                     "value %lld - %lld (timestamp minus the batch's base timestamp) does not fit a Kafka varlong "
+                     "(signed 64-bit)", ts, base);
+        return -1;
+    }
+    uint64_t zdelta = zigzag(delta);
+    uint64_t zcount = zigzag((int64_t)self->count);
+    Py_ssize_t body = 1 + uvarint_size(zdelta) + uvarint_size(zcount);
+    body += key->len < 0 ? 1 : uvarint_size(zigzag(key->len)) + key->len;
+    body += value->len < 0 ? 1 : uvarint_size(zigzag(value->len)) + value->len;
+    body += headers->encoded;
+    uint64_t zbody = zigzag(body);
+    Py_ssize_t added = uvarint_size(zbody) + body;
+    Py_ssize_t size = self->size + added;
+    if (size > self->max_size && self->count)
+        return 0;
+    Py_ssize_t old = PyByteArray_GET_SIZE(self->buf);
+    if (PyByteArray_Resize(self->buf, old + added) < 0) /* over-allocates by 1/8: amortized */
+        return -1;
+    char *p = PyByteArray_AS_STRING(self->buf) + old;
+    p = put_uvarint(p, zbody);
+    *p++ = 0; /* attributes */
+    p = put_uvarint(p, zdelta);
+    p = put_uvarint(p, zcount);
+    if (key->len < 0) {
+        *p++ = 1;
+    } else {
+        p = put_uvarint(p, zigzag(key->len));
+        memcpy(p, key->ptr, (size_t)key->len);
+        p += key->len;
+    }
+    if (value->len < 0) {
+        *p++ = 1;
+    } else {
+        p = put_uvarint(p, zigzag(value->len));
+        memcpy(p, value->ptr, (size_t)value->len);
+        p += value->len;
+    }
+    p = put_uvarint(p, zigzag(headers->count));
+    for (Py_ssize_t i = 0; i < headers->count; i++) {
+        header_t *h = &headers->items[i];
+        p = put_uvarint(p, zigzag(h->key_len));
+        memcpy(p, h->key, (size_t)h->key_len);
+        p += h->key_len;
+        if (h->value.len < 0) {
+            *p++ = 1;
+        } else {
+            p = put_uvarint(p, zigzag(h->value.len));
+            memcpy(p, h->value.ptr, (size_t)h->value.len);
+            p += h->value.len;
+        }
+    }
+    if (!self->has_base) {
+        self->base_ts = ts;
+        self->has_base = 1;
+    }
+    self->count++;
+    self->size = size;
+    if (ts > self->max_ts)
+        self->max_ts = ts;
+    return added;
+}
+
+/* Takes key, value and headers (validated), encodes, releases them. */
+static Py_ssize_t records_append_objects(RecordsCore *self, PyObject *timestamp, PyObject *key, PyObject *value,
+                                         PyObject *headers)
+{
+    bytesarg k, v;
+    headers_t h;
+    Py_ssize_t added = -1;
+    long long ts;
+    if (check_open(self) < 0 || get_timestamp(timestamp, &ts) < 0)
+        return -1;
+    if (bytesarg_get(key, &k, "key") < 0)
+        return -1;
+    if (bytesarg_get(value, &v, "value") < 0) {
+        bytesarg_release(&k);
+        return -1;
+    }
+    if (headers_get(headers, &h) == 0)
+        added = records_encode(self, ts, &k, &v, &h);
+    headers_release(&h);
+    bytesarg_release(&k);
+    bytesarg_release(&v);
+    return added;
+}
+
+static PyObject *records_append(RecordsCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    static const char *const names[] = {"timestamp", "key", "value", "headers"};
+    PyObject *argv[4] = {NULL, NULL, NULL, Py_None};
+    if (nargs > 4) {
+        PyErr_Format(PyExc_TypeError, "append() takes at most 4 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        argv[i] = args[i];
+    if (kwnames != NULL) {
+        Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
+        for (Py_ssize_t j = 0; j < nkw; j++) {
+            PyObject *name = PyTuple_GET_ITEM(kwnames, j);
+            int slot = -1;
+            for (int s = 0; s < 4; s++) {
+                if (PyUnicode_CompareWithASCIIString(name, names[s]) == 0) {
+                    slot = s;
+                    break;
+                }
+            }
+            if (slot < 0) {
+                PyErr_Format(PyExc_TypeError, "append() got an unexpected keyword argument %R", name);
+                return NULL;
+            }
+            if (slot < nargs) {
+                PyErr_Format(PyExc_TypeError, "append() got multiple values for argument %R", name);
+                return NULL;
+            }
+            argv[slot] = args[nargs + j];
+        }
+    }
+    for (int s = 0; s < 3; s++) {
+        if (argv[s] == NULL) {
+            PyErr_Format(PyExc_TypeError, "append() missing required argument '%s'", names[s]);
+            return NULL;
+        }
+    }
+    Py_ssize_t added = records_append_objects(self, argv[0], argv[1], argv[2], argv[3]);
+    if (added < 0)
+        return NULL;
+    return PyLong_FromSsize_t(added);
+}
+
+static PyObject *records_get_buf(RecordsCore *self, void *closure)
+{
+    PyObject *buf = self->buf ? self->buf : Py_None;
+    Py_INCREF(buf);
+    return buf;
+}
+
+static int records_set_buf(RecordsCore *self, PyObject *value, void *closure)
+{
+    if (value == NULL || value == Py_None) {
+        Py_CLEAR(self->buf);
+        return 0;
+    }
+    if (!PyByteArray_CheckExact(value)) {
+        PyErr_SetString(PyExc_TypeError, "_buf must be a bytearray or None");
+        return -1;
+    }
+    Py_INCREF(value);
+    Py_XSETREF(self->buf, value);
+    return 0;
+}
+
+static PyObject *records_get_base(RecordsCore *self, void *closure)
+{
+    if (!self->has_base)
+        Py_RETURN_NONE;
+    return PyLong_FromLongLong(self->base_ts);
+}
+
+static int records_set_base(RecordsCore *self, PyObject *value, void *closure)
+{
+    if (value == NULL || value == Py_None) {
+        self->has_base = 0;
+        return 0;
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow) {
+        PyErr_Format(PyExc_ValueError, "base timestamp %R does not fit a signed 64-bit int", value);
+        return -1;
+    }
+    self->base_ts = v;
+    self->has_base = 1;
+    return 0;
+}
+
+static PyMethodDef records_methods[] = {
+    {"append", (PyCFunction)(void (*)(void))records_append, METH_FASTCALL | METH_KEYWORDS,
+     "append(timestamp, key, value, headers=None) -> bytes added (0: refused by max_size)"},
+    {NULL},
+};
+
+static PyMemberDef records_members[] = {
+    {"_count", T_PYSSIZET, offsetof(RecordsCore, count), 0, NULL},
+    {"_size", T_PYSSIZET, offsetof(RecordsCore, size), 0, NULL},
+    {"_max_size", T_PYSSIZET, offsetof(RecordsCore, max_size), 0, NULL},
+    {"_max_ts", T_LONGLONG, offsetof(RecordsCore, max_ts), 0, NULL},
+    {"_requested_base", T_OBJECT, offsetof(RecordsCore, requested_base), 0, NULL},
+    {NULL},
+};
+
+static PyGetSetDef records_getset[] = {
+    {"_buf", (getter)records_get_buf, (setter)records_set_buf, NULL, NULL},
+    {"_base_ts", (getter)records_get_base, (setter)records_set_base, NULL, NULL},
+    {NULL},
+};
+
+static PyTypeObject RecordsCore_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "kprod._speedups.RecordsCore",
+    .tp_basicsize = sizeof(RecordsCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "A record batch's records section and counters (compiled twin of records._RecordsCore).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)records_init,
+    .tp_dealloc = (destructor)records_dealloc,
+    .tp_methods = records_methods,
+    .tp_members = records_members,
+    .tp_getset = records_getset,
+};
+
+/* -- FutureCore: the fields of a record future ---------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *batch;
+    Py_ssize_t index;
+    long long timestamp;
+    Py_ssize_t key_size;
+    Py_ssize_t value_size;
+} FutureCore;
+
+static PyTypeObject FutureCore_Type;
+
+static int future_init(FutureCore *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"batch", "index", "timestamp", "key_size", "value_size", NULL};
+    PyObject *batch;
+    Py_ssize_t index, key_size, value_size;
+    long long timestamp;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OnLnn:RecordFuture", kwlist, &batch, &index, &timestamp,
+                                     &key_size, &value_size))
+        return -1;
+    Py_INCREF(batch);
+    Py_XSETREF(self->batch, batch);
+    self->index = index;
+    self->timestamp = timestamp;
+    self->key_size = key_size;
+    self->value_size = value_size;
+    return 0;
+}
+
+static int future_traverse(FutureCore *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->batch);
+    return 0;
+}
+
+static int future_clear(FutureCore *self)
+{
+    Py_CLEAR(self->batch);
+    return 0;
+}
+
+static void future_dealloc(FutureCore *self)
+{
+    PyObject_GC_UnTrack(self);
+    Py_CLEAR(self->batch);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef future_members[] = {
+    {"_batch", T_OBJECT_EX, offsetof(FutureCore, batch), 0, NULL},
+    {"_index", T_PYSSIZET, offsetof(FutureCore, index), 0, NULL},
+    {"_timestamp", T_LONGLONG, offsetof(FutureCore, timestamp), 0, NULL},
+    {"_key_size", T_PYSSIZET, offsetof(FutureCore, key_size), 0, NULL},
+    {"_value_size", T_PYSSIZET, offsetof(FutureCore, value_size), 0, NULL},
+    {NULL},
+};
+
+static PyTypeObject FutureCore_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "kprod._speedups.FutureCore",
+    .tp_basicsize = sizeof(FutureCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The fields of a record future (compiled twin of batch._FutureCore).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)future_init,
+    .tp_dealloc = (destructor)future_dealloc,
+    .tp_traverse = (traverseproc)future_traverse,
+    .tp_clear = (inquiry)future_clear,
+    .tp_members = future_members,
+};
+
+static int check_future_type(PyObject *type)
+{
+    if (!PyType_Check(type) || !PyType_IsSubtype((PyTypeObject *)type, &FutureCore_Type)) {
+        PyErr_SetString(PyExc_TypeError, "future_type must be a subclass of kprod._speedups.FutureCore");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *new_future(PyTypeObject *type, PyObject *batch, Py_ssize_t index, long long timestamp,
+                            Py_ssize_t key_size, Py_ssize_t value_size)
+{
+    FutureCore *f = (FutureCore *)type->tp_alloc(type, 0);
+    if (f == NULL)
+        return NULL;
+    /* Not tracked by the cycle collector: its only reference is to its batch, and
+     * the batch drops its futures when it completes (ProducerBatch._finish), so no
+     * cycle outlives the batch; until then the accumulator holds the batch anyway.
+     * Tracking would make every collection scan every pending future. */
+    PyObject_GC_UnTrack(f);
+    Py_INCREF(batch);
+    f->batch = batch;
+    f->index = index;
+    f->timestamp = timestamp;
+    f->key_size = key_size;
+    f->value_size = value_size;
+    return (PyObject *)f;
+}
+
+/* -- the accumulator's appends ---------------------------------------------------------- */
+
+static RecordsCore *batch_builder(PyObject *batch)
+{
+    PyObject *builder = PyObject_GetAttr(batch, str_builder);
+    if (builder == NULL)
+        return NULL;
+    if (!PyObject_TypeCheck(builder, &RecordsCore_Type)) {
+        PyErr_SetString(PyExc_TypeError, "the batch's builder is not a compiled RecordBatchBuilder");
+        Py_DECREF(builder);
+        return NULL;
+    }
+    return (RecordsCore *)builder;
+}
+
+/* Encode one record into ``batch`` and make its future; the future, or NULL with
+ * *refused set when the record's estimate does not fit ``limit`` (nothing changed). */
+static PyObject *append_one(PyTypeObject *future_type, PyObject *batch, RecordsCore *builder, PyObject *futures,
+                            PyObject *timestamp, PyObject *key, PyObject *value, PyObject *headers,
+                            PyObject *callback, Py_ssize_t limit, Py_ssize_t *estimate, int *refused)
+{
+    bytesarg k, v;
+    headers_t h;
+    PyObject *future = NULL;
+    long long ts;
+    *refused = 0;
+    if (check_open(builder) < 0 || get_timestamp(timestamp, &ts) < 0)
+        return NULL;
+    if (bytesarg_get(key, &k, "key") < 0)
+        return NULL;
+    if (bytesarg_get(value, &v, "value") < 0) {
+        bytesarg_release(&k);
+        return NULL;
+    }
+    if (headers_get(headers, &h) < 0)
+        goto done;
+    *estimate = RECORD_OVERHEAD + (k.len > 0 ? k.len : 0) + (v.len > 0 ? v.len : 0) + h.estimate;
+    if (builder->size + *estimate > limit) {
+        *refused = 1;
+        goto done;
+    }
+    Py_ssize_t index = PyList_GET_SIZE(futures);
+    RecordsCore before = *builder; /* to undo the append if its future cannot be made */
+    Py_ssize_t before_len = PyByteArray_GET_SIZE(builder->buf);
+    if (records_encode(builder, ts, &k, &v, &h) < 0)
+        goto done;
+    future = new_future(future_type, batch, index, ts, k.len, v.len);
+    if (future == NULL || PyList_Append(futures, future) < 0) {
+        Py_CLEAR(future); /* out of memory: take the record out again, so batch and futures agree */
+        PyObject *exc_type, *exc_value, *exc_tb;
+        PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+        if (PyByteArray_Resize(builder->buf, before_len) == 0) {
+            builder->count = before.count;
+            builder->size = before.size;
+            builder->max_ts = before.max_ts;
+            builder->base_ts = before.base_ts;
+            builder->has_base = before.has_base;
+        }
+        PyErr_Restore(exc_type, exc_value, exc_tb);
+        goto done;
+    }
+    if (callback != Py_None) {
+        PyObject *callbacks = PyObject_GetAttr(batch, str_callbacks);
+        PyObject *entry = callbacks ? PyTuple_Pack(3, future, callback, Py_True) : NULL;
+        int ok = entry != NULL && PyList_Check(callbacks) && PyList_Append(callbacks, entry) == 0;
+        if (callbacks != NULL && !PyList_Check(callbacks))
+            PyErr_SetString(PyExc_RuntimeError, "the batch is already complete: no callback can be added");
+        Py_XDECREF(entry);
+        Py_XDECREF(callbacks);
+        if (!ok)
+            Py_CLEAR(future); /* the record stays in the batch; the caller sees the error */
+    }
+    if (future != NULL && builder->size >= limit && PyObject_SetAttr(batch, str_full, Py_True) < 0)
+        Py_CLEAR(future);
+done:
+    headers_release(&h);
+    bytesarg_release(&k);
+    bytesarg_release(&v);
+    return future;
+}
+
+/* append_record(future_type, batch, timestamp, key, value, headers, callback, limit)
+ * -> future, or None when the record's estimate does not fit under ``limit``. */
+static PyObject *py_append_record(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError,
+                        "append_record(future_type, batch, timestamp, key, value, headers, callback, limit) "
+                        "takes 8 arguments");
+        return NULL;
+    }
+    if (check_future_type(args[0]) < 0)
+        return NULL;
+    Py_ssize_t limit = PyLong_AsSsize_t(args[7]);
+    if (limit == -1 && PyErr_Occurred())
+        return NULL;
+    PyObject *batch = args[1];
+    RecordsCore *builder = batch_builder(batch);
+    if (builder == NULL)
+        return NULL;
+    PyObject *futures = PyObject_GetAttr(batch, str_futures);
+    if (futures == NULL || !PyList_Check(futures)) {
+        if (futures != NULL)
+            PyErr_SetString(PyExc_TypeError, "batch.futures must be a list");
+        Py_XDECREF(futures);
+        Py_DECREF(builder);
+        return NULL;
+    }
+    Py_ssize_t estimate;
+    int refused;
+    PyObject *future = append_one((PyTypeObject *)args[0], batch, builder, futures, args[2], args[3], args[4],
+                                  args[5], args[6], limit, &estimate, &refused);
+    Py_DECREF(futures);
+    Py_DECREF(builder);
+    if (future == NULL && refused && !PyErr_Occurred())
+        Py_RETURN_NONE;
+    return future;
+}
+
+/* Per-partition state of one append_many call. */
+typedef struct {
+    PyObject *batch; /* NULL: none open (or it became full) */
+    RecordsCore *builder;
+    PyObject *futures;
+} open_t;
+
+static void opens_release(open_t *opens, Py_ssize_t n)
+{
+    for (Py_ssize_t p = 0; p < n; p++) {
+        Py_XDECREF(opens[p].batch);
+        Py_XDECREF(opens[p].builder);
+        Py_XDECREF(opens[p].futures);
+    }
+    PyMem_Free(opens);
+}
+
+/* append_many(future_type, batches, values, keys, timestamps, headers, partitions, callback,
+ *             start, now, sticky_partition, sticky_budget, limit, out)
+ *   -> (next index, sticky bytes used, stop reason)
+ *
+ * Appends records start.. in order to the open batch of their partition
+ * (batches[p], None if the partition has none open) and appends their futures to
+ * ``out``. ``keys``, ``timestamps``, ``headers``: sequences as long as ``values``, or
+ * None (null keys, ``now``, no headers); a None timestamp is ``now``.
+ * ``partitions``: an int for every record, or a sequence; -1 means the sticky
+ * partition. Stops at the first record whose batch is missing or has no room
+ * (reason 1: the caller opens a batch for it), after the sticky partition got
+ * ``sticky_budget`` estimated bytes (reason 2), or at the end (reason 0). A batch
+ * that reaches ``limit`` is marked full and gets no more records in this call
+ * (reason 1 | 4 when any batch became full: the caller wakes the sender). */
+static PyObject *py_append_many(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 14) {
+        PyErr_SetString(PyExc_TypeError, "append_many() takes 14 arguments");
+        return NULL;
+    }
+    if (check_future_type(args[0]) < 0)
+        return NULL;
+    PyTypeObject *future_type = (PyTypeObject *)args[0];
+    PyObject *batches = args[1], *values = args[2], *keys = args[3], *timestamps = args[4];
+    PyObject *headers = args[5], *partitions = args[6], *callback = args[7], *now = args[9], *out = args[13];
+    if (!PyList_Check(batches) || !PyList_Check(out)) {
+        PyErr_SetString(PyExc_TypeError, "append_many(): batches and out must be lists");
+        return NULL;
+    }
+    if (!PyLong_Check(now)) {
+        PyErr_SetString(PyExc_TypeError, "append_many(): now must be an int");
+        return NULL;
+    }
+    Py_ssize_t start = PyLong_AsSsize_t(args[8]);
+    long sticky = PyLong_AsLong(args[10]);
+    Py_ssize_t budget = PyLong_AsSsize_t(args[11]);
+    Py_ssize_t limit = PyLong_AsSsize_t(args[12]);
+    if (PyErr_Occurred())
+        return NULL;
+    if (!(PyList_CheckExact(values) || PyTuple_CheckExact(values))) {
+        PyErr_SetString(PyExc_TypeError, "append_many(): values must be a list or tuple");
+        return NULL;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(values);
+    PyObject *optional[3] = {keys, timestamps, headers};
+    for (int s = 0; s < 3; s++) {
+        if (optional[s] != Py_None && !((PyList_CheckExact(optional[s]) || PyTuple_CheckExact(optional[s]))
+                                        && PySequence_Fast_GET_SIZE(optional[s]) == n)) {
+            PyErr_SetString(PyExc_TypeError,
+                            "append_many(): keys, timestamps and headers must be None or lists as long as values");
+            return NULL;
+        }
+    }
+    long fixed_partition = -1;
+    int per_record = !PyLong_Check(partitions);
+    if (!per_record) {
+        fixed_partition = PyLong_AsLong(partitions);
+        if (fixed_partition == -1 && PyErr_Occurred())
+            return NULL;
+    } else if (!((PyList_CheckExact(partitions) || PyTuple_CheckExact(partitions))
+                 && PySequence_Fast_GET_SIZE(partitions) == n)) {
+        PyErr_SetString(PyExc_TypeError, "append_many(): partitions must be an int or a list as long as values");
+        return NULL;
+    }
+    Py_ssize_t num_partitions = PyList_GET_SIZE(batches);
+    open_t *opens = PyMem_Calloc((size_t)(num_partitions ? num_partitions : 1), sizeof(open_t));
+    if (opens == NULL)
+        return PyErr_NoMemory();
+    for (Py_ssize_t p = 0; p < num_partitions; p++) {
+        PyObject *batch = PyList_GET_ITEM(batches, p);
+        if (batch != Py_None) {
+            Py_INCREF(batch);
+            opens[p].batch = batch;
+        }
+    }
+    Py_ssize_t i = start, used = 0;
+    int reason = 0, woke = 0;
+    /* Items are re-read (and held) per record: a finalizer run by an allocation could change a list. */
+    for (;; i++) {
+        if (i >= PySequence_Fast_GET_SIZE(values))
+            break;
+        long p = fixed_partition;
+        if (per_record) {
+            if (i >= PySequence_Fast_GET_SIZE(partitions)) {
+                PyErr_SetString(PyExc_RuntimeError, "append_many(): partitions changed size");
+                goto error;
+            }
+            p = PyLong_AsLong(PySequence_Fast_GET_ITEM(partitions, i));
+            if (p == -1 && PyErr_Occurred())
+                goto error;
+        }
+        int is_sticky = p < 0;
+        if (is_sticky)
+            p = sticky;
+        if (p < 0 || p >= num_partitions) {
+            PyErr_Format(PyExc_ValueError, "append_many(): partition %ld of record %zd is out of range", p, i);
+            goto error;
+        }
+        open_t *o = &opens[p];
+        if (o->batch == NULL) {
+            reason = 1;
+            break;
+        }
+        if (o->builder == NULL) {
+            o->builder = batch_builder(o->batch);
+            if (o->builder == NULL)
+                goto error;
+            o->futures = PyObject_GetAttr(o->batch, str_futures);
+            if (o->futures == NULL)
+                goto error;
+            if (!PyList_Check(o->futures)) {
+                PyErr_SetString(PyExc_TypeError, "batch.futures must be a list");
+                goto error;
+            }
+        }
+        PyObject *item[4]; /* value, key, timestamp, headers */
+        item[0] = PySequence_Fast_GET_ITEM(values, i);
+        for (int s = 0; s < 3; s++) {
+            if (optional[s] == Py_None || i >= PySequence_Fast_GET_SIZE(optional[s]))
+                item[s + 1] = Py_None;
+            else
+                item[s + 1] = PySequence_Fast_GET_ITEM(optional[s], i);
+        }
+        if (item[2] == Py_None)
+            item[2] = now;
+        for (int s = 0; s < 4; s++)
+            Py_INCREF(item[s]);
+        Py_ssize_t estimate;
+        int refused;
+        PyObject *future = append_one(future_type, o->batch, o->builder, o->futures, item[2], item[1], item[0],
+                                      item[3], callback, limit, &estimate, &refused);
+        for (int s = 0; s < 4; s++)
+            Py_DECREF(item[s]);
+        if (future == NULL) {
+            if (!refused || PyErr_Occurred())
+                goto error;
+            reason = 1;
+            break;
+        }
+        int failed = PyList_Append(out, future);
+        Py_DECREF(future);
+        if (failed < 0)
+            goto error;
+        if (o->builder->size >= limit) {
+            /* append_one marked it full: no more records for it in this call */
+            woke = 1;
+            Py_CLEAR(o->batch);
+        }
+        if (is_sticky) {
+            used += estimate;
+            if (used >= budget) {
+                i++;
+                reason = 2;
+                break;
+            }
+        }
+    }
+    opens_release(opens, num_partitions);
+    return Py_BuildValue("nni", i, used, reason | (woke ? 4 : 0));
+error:
+    opens_release(opens, num_partitions);
+    return NULL;
+}
+
+/* -- SendPath: Producer.send's common case in one call -------------------------------- */
+
+/* The whole per-record path of ``Producer.send`` for a record whose key and value
+ * are already bytes (or None): partition (explicit, murmur2 of the key, or the
+ * sticky one), timestamp, size limits, then under the accumulator lock the append
+ * into the partition's open batch, its future and callback, the wake-up of the
+ * sender when the batch fills, and the sticky partitioner's byte count.
+ *
+ * It handles only what needs no decision beyond that and returns None for
+ * anything else (unknown topic, bad argument, no open batch with room, a sticky
+ * partition still to draw, a closed accumulator), having changed nothing; the
+ * caller then takes the Python path, which is the reference and raises the
+ * errors. Its twins: Producer.send and RecordAccumulator.append, and
+ * StickyPartitioner.partition / on_append for the sticky byte count. */
+
+typedef struct {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;
+    PyObject *accumulator;     /* for .closed */
+    PyObject *queues;          /* accumulator._queues: topic -> list of deques of batches */
+    PyObject *acquire, *release; /* the accumulator lock's methods */
+    PyObject *sticky_current;  /* StickyPartitioner._current: topic -> partition */
+    PyObject *sticky_produced; /* StickyPartitioner._produced: topic -> bytes */
+    PyObject *sticky_next;     /* StickyPartitioner._next(topic, n, available, previous) */
+    PyObject *wakeup;
+    PyObject *future_type;
+    PyObject *metadata;        /* .partition_counts, .available (replaced, never mutated) */
+    Py_ssize_t batch_size;
+    Py_ssize_t sticky_batch_size;
+    Py_ssize_t max_request_size;
+    Py_ssize_t buffer_memory;
+    int keyed;                 /* not partitioner.ignore.keys */
+} SendPath;
+
+static PyObject *str_closed, *str_partition_counts, *str_available;
+
+static int sendpath_traverse(SendPath *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->accumulator);
+    Py_VISIT(self->queues);
+    Py_VISIT(self->acquire);
+    Py_VISIT(self->release);
+    Py_VISIT(self->sticky_current);
+    Py_VISIT(self->sticky_produced);
+    Py_VISIT(self->sticky_next);
+    Py_VISIT(self->wakeup);
+    Py_VISIT(self->future_type);
+    Py_VISIT(self->metadata);
+    return 0;
+}
+
+static int sendpath_clear(SendPath *self)
+{
+    Py_CLEAR(self->accumulator);
+    Py_CLEAR(self->queues);
+    Py_CLEAR(self->acquire);
+    Py_CLEAR(self->release);
+    Py_CLEAR(self->sticky_current);
+    Py_CLEAR(self->sticky_produced);
+    Py_CLEAR(self->sticky_next);
+    Py_CLEAR(self->wakeup);
+    Py_CLEAR(self->future_type);
+    Py_CLEAR(self->metadata);
+    return 0;
+}
+
+static void sendpath_dealloc(SendPath *self)
+{
+    PyObject_GC_UnTrack(self);
+    sendpath_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int sendpath_init(SendPath *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"accumulator", "queues", "lock", "sticky_current", "sticky_produced", "sticky_next",
+                             "sticky_batch_size", "wakeup", "future_type", "batch_size", "metadata", "keyed",
+                             "max_request_size", "buffer_memory", NULL};
+    PyObject *accumulator, *queues, *lock, *current, *produced, *next, *wakeup, *future_type, *metadata;
+    Py_ssize_t sticky_batch_size, batch_size, max_request_size, buffer_memory;
+    int keyed;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OO!OO!O!OnOOnOpnn:SendPath", kwlist, &accumulator, &PyDict_Type,
+                                     &queues, &lock, &PyDict_Type, &current, &PyDict_Type, &produced, &next,
+                                     &sticky_batch_size, &wakeup, &future_type, &batch_size, &metadata, &keyed,
+                                     &max_request_size, &buffer_memory))
+        return -1;
+    if (check_future_type(future_type) < 0)
+        return -1;
+    PyObject *acquire = PyObject_GetAttrString(lock, "acquire");
+    PyObject *release = acquire ? PyObject_GetAttrString(lock, "release") : NULL;
+    if (release == NULL) {
+        Py_XDECREF(acquire);
+        return -1;
+    }
+    sendpath_clear(self);
+    self->acquire = acquire;
+    self->release = release;
+    Py_INCREF(accumulator);
+    self->accumulator = accumulator;
+    Py_INCREF(queues);
+    self->queues = queues;
+    Py_INCREF(current);
+    self->sticky_current = current;
+    Py_INCREF(produced);
+    self->sticky_produced = produced;
+    Py_INCREF(next);
+    self->sticky_next = next;
+    Py_INCREF(wakeup);
+    self->wakeup = wakeup;
+    Py_INCREF(future_type);
+    self->future_type = future_type;
+    Py_INCREF(metadata);
+    self->metadata = metadata;
+    self->sticky_batch_size = sticky_batch_size;
+    self->batch_size = batch_size;
+    self->keyed = keyed;
+    self->max_request_size = max_request_size;
+    self->buffer_memory = buffer_memory;
+    return 0;
+}
+
+static inline Py_ssize_t plain_len(PyObject *obj) /* bytes or None; -2 for anything else */
+{
+    if (obj == Py_None)
+        return -1;
+    if (PyBytes_CheckExact(obj))
+        return PyBytes_GET_SIZE(obj);
+    return -2;
+}
+
+/* The open batch of topic-partition (new reference), or NULL (none / full; no error set). */
+static PyObject *open_batch(SendPath *self, PyObject *topic, long partition)
+{
+    PyObject *queues = PyDict_GetItemWithError(self->queues, topic);
+    if (queues == NULL || !PyList_Check(queues) || partition >= PyList_GET_SIZE(queues))
+        return NULL;
+    PyObject *queue = PyList_GET_ITEM(queues, partition);
+    Py_ssize_t length = PySequence_Length(queue);
+    if (length <= 0) {
+        if (length < 0)
+            PyErr_Clear();
+        return NULL;
+    }
+    PyObject *batch = PySequence_GetItem(queue, length - 1);
+    if (batch == NULL)
+        return NULL;
+    PyObject *full = PyObject_GetAttr(batch, str_full);
+    int is_full = full ? PyObject_IsTrue(full) : -1;
+    Py_XDECREF(full);
+    if (is_full != 0) {
+        Py_DECREF(batch);
+        return NULL; /* full, or an error (set) */
+    }
+    return batch;
+}
+
+/* Under the lock: append into the open batch, sticky bookkeeping. A future, None, or NULL. */
+static PyObject *sendpath_locked(SendPath *self, PyObject *topic, long partition, int sticky,
+                                 Py_ssize_t num_partitions, PyObject *timestamp, PyObject *key, PyObject *value,
+                                 PyObject *headers, PyObject *callback)
+{
+    PyObject *closed = PyObject_GetAttr(self->accumulator, str_closed);
+    int is_closed = closed ? PyObject_IsTrue(closed) : -1;
+    Py_XDECREF(closed);
+    if (is_closed < 0)
+        return NULL;
+    if (is_closed)
+        Py_RETURN_NONE;
+    if (sticky) {
+        PyObject *current = PyDict_GetItemWithError(self->sticky_current, topic);
+        if (current == NULL) {
+            if (PyErr_Occurred())
+                return NULL;
+            Py_RETURN_NONE; /* no sticky partition drawn yet */
+        }
+        partition = PyLong_AsLong(current);
+        if (partition == -1 && PyErr_Occurred())
+            return NULL;
+        if (partition < 0 || partition >= num_partitions)
+            Py_RETURN_NONE;
+    }
+    PyObject *batch = open_batch(self, topic, partition);
+    if (batch == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    RecordsCore *builder = batch_builder(batch);
+    PyObject *futures = builder ? PyObject_GetAttr(batch, str_futures) : NULL;
+    if (futures == NULL || !PyList_Check(futures)) {
+        if (futures != NULL)
+            PyErr_SetString(PyExc_TypeError, "batch.futures must be a list");
+        Py_XDECREF(futures);
+        Py_XDECREF(builder);
+        Py_DECREF(batch);
+        return NULL;
+    }
+    Py_ssize_t estimate;
+    int refused;
+    PyObject *future = append_one((PyTypeObject *)self->future_type, batch, builder, futures, timestamp, key, value,
+                                  headers, callback, self->batch_size, &estimate, &refused);
+    int became_full = future != NULL && builder->size >= self->batch_size;
+    Py_DECREF(futures);
+    Py_DECREF(builder);
+    Py_DECREF(batch);
+    if (future == NULL) {
+        if (refused && !PyErr_Occurred())
+            Py_RETURN_NONE; /* no room: the Python path marks it full and opens a batch */
+        return NULL;
+    }
+    if (became_full) {
+        PyObject *r = PyObject_CallNoArgs(self->wakeup);
+        if (r == NULL) {
+            Py_DECREF(future);
+            return NULL;
+        }
+        Py_DECREF(r);
+    }
+    if (sticky) {
+        /* StickyPartitioner.on_append(topic, partition, estimate, num_partitions, available) */
+        PyObject *current = PyDict_GetItemWithError(self->sticky_current, topic);
+        if (current == NULL && PyErr_Occurred())
+            goto fail;
+        if (current == NULL || PyLong_AsLong(current) != partition) {
+            if (PyErr_Occurred())
+                goto fail;
+            return future;
+        }
+        PyObject *produced = PyDict_GetItemWithError(self->sticky_produced, topic);
+        Py_ssize_t total = estimate;
+        if (produced != NULL) {
+            Py_ssize_t before = PyLong_AsSsize_t(produced);
+            if (before == -1 && PyErr_Occurred())
+                goto fail;
+            total += before;
+        } else if (PyErr_Occurred()) {
+            goto fail;
+        }
+        if (total >= self->sticky_batch_size) {
+            PyObject *all = PyObject_GetAttr(self->metadata, str_available);
+            if (all == NULL)
+                goto fail;
+            PyObject *available = PyDict_Check(all) ? PyDict_GetItemWithError(all, topic) : NULL;
+            if (available == NULL && PyErr_Occurred()) {
+                Py_DECREF(all);
+                goto fail;
+            }
+            PyObject *r = PyObject_CallFunction(self->sticky_next, "OnOl", topic, num_partitions,
+                                                available ? available : Py_None, partition);
+            Py_DECREF(all);
+            if (r == NULL)
+                goto fail;
+            Py_DECREF(r);
+        } else {
+            PyObject *value_obj = PyLong_FromSsize_t(total);
+            if (value_obj == NULL || PyDict_SetItem(self->sticky_produced, topic, value_obj) < 0) {
+                Py_XDECREF(value_obj);
+                goto fail;
+            }
+            Py_DECREF(value_obj);
+        }
+    }
+    return future;
+fail:
+    Py_DECREF(future);
+    return NULL;
+}
+
+/* send(topic, value, key, partition, timestamp, headers, callback) -> future | None */
+static PyObject *sendpath_call(SendPath *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (nargs != 7 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "SendPath(topic, value, key, partition, timestamp, headers, callback)");
+        return NULL;
+    }
+    PyObject *topic = args[0], *value = args[1], *key = args[2], *partition_obj = args[3];
+    PyObject *timestamp = args[4], *headers = args[5], *callback = args[6];
+    if (!PyUnicode_CheckExact(topic))
+        Py_RETURN_NONE;
+    Py_ssize_t key_len = plain_len(key), value_len = plain_len(value);
+    if (key_len == -2 || value_len == -2)
+        Py_RETURN_NONE; /* not serialized yet */
+    PyObject *counts = PyObject_GetAttr(self->metadata, str_partition_counts);
+    if (counts == NULL)
+        return NULL;
+    PyObject *count_obj = PyDict_Check(counts) ? PyDict_GetItemWithError(counts, topic) : NULL;
+    Py_ssize_t num_partitions = count_obj ? PyLong_AsSsize_t(count_obj) : -1;
+    Py_DECREF(counts);
+    if (PyErr_Occurred())
+        return NULL;
+    if (num_partitions <= 0)
+        Py_RETURN_NONE; /* no metadata yet: the Python path waits for it */
+    long partition = -1;
+    int sticky = 0;
+    if (partition_obj == Py_None) {
+        if (key_len >= 0 && self->keyed) {
+            uint32_t h = murmur2_raw((const unsigned char *)PyBytes_AS_STRING(key), key_len);
+            partition = (long)((h & 0x7fffffffU) % (uint32_t)num_partitions);
+        } else {
+            sticky = 1;
+        }
+    } else {
+        if (!PyLong_CheckExact(partition_obj))
+            Py_RETURN_NONE;
+        int overflow = 0;
+        partition = PyLong_AsLongAndOverflow(partition_obj, &overflow);
+        if (overflow || partition < 0 || partition >= num_partitions) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+    }
+    PyObject *ts_obj;
+    if (timestamp == Py_None) {
+        struct timespec now;
+        if (clock_gettime(CLOCK_REALTIME, &now) != 0)
+            Py_RETURN_NONE;
+        ts_obj = PyLong_FromLongLong((long long)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+        if (ts_obj == NULL)
+            return NULL;
+    } else {
+        if (!PyLong_CheckExact(timestamp))
+            Py_RETURN_NONE;
+        int overflow = 0;
+        long long ts = PyLong_AsLongLongAndOverflow(timestamp, &overflow);
+        if (overflow || ts < 0) {
+            PyErr_Clear();
+            Py_RETURN_NONE; /* negative or too large: the Python path raises */
+        }
+        Py_INCREF(timestamp);
+        ts_obj = timestamp;
+    }
+    Py_ssize_t size = (key_len > 0 ? key_len : 0) + (value_len > 0 ? value_len : 0);
+    if (size + 61 > self->max_request_size || size > self->buffer_memory) {
+        Py_DECREF(ts_obj);
+        Py_RETURN_NONE; /* too large: the Python path raises */
+    }
+    PyObject *r = PyObject_CallNoArgs(self->acquire);
+    if (r == NULL) {
+        Py_DECREF(ts_obj);
+        return NULL;
+    }
+    Py_DECREF(r);
+    PyObject *future = sendpath_locked(self, topic, partition, sticky, num_partitions, ts_obj, key, value, headers,
+                                       callback);
+    Py_DECREF(ts_obj);
+    /* release even with an exception pending */
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    r = PyObject_CallNoArgs(self->release);
+    if (r == NULL) {
+        Py_XDECREF(future);
+        Py_XDECREF(exc_type);
+        Py_XDECREF(exc_value);
+        Py_XDECREF(exc_tb);
+        return NULL;
+    }
+    Py_DECREF(r);
+    PyErr_Restore(exc_type, exc_value, exc_tb);
+    return future;
+}
+
+static PyObject *sendpath_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    return sendpath_call((SendPath *)self, args, nargsf, kwnames);
+}
+
+static PyObject *sendpath_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    SendPath *self = (SendPath *)type->tp_alloc(type, 0);
+    if (self != NULL)
+        self->vectorcall = sendpath_vectorcall;
+    return (PyObject *)self;
+}
+
+static PyTypeObject SendPath_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "kprod._speedups.SendPath",
+    .tp_basicsize = sizeof(SendPath),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "Producer.send's common case in one call (see RecordAccumulator.send_path).",
+    .tp_vectorcall_offset = offsetof(SendPath, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_new = sendpath_new,
+    .tp_init = (initproc)sendpath_init,
+    .tp_dealloc = (destructor)sendpath_dealloc,
+    .tp_traverse = (traverseproc)sendpath_traverse,
+    .tp_clear = (inquiry)sendpath_clear,
+};
+
+/* -- module ---------------------------------------------------------------------------- */
+
+static PyMethodDef module_methods[] = {
+    {"murmur2", (PyCFunction)py_murmur2, METH_O, "murmur2(data) -> Kafka's murmur2 hash as Java returns it (signed)"},
+    {"partitions_for_keys", (PyCFunction)(void (*)(void))py_partitions_for_keys, METH_FASTCALL,
+     "partitions_for_keys(keys, num_partitions) -> list: toPositive(murmur2(key)) % n, -1 for a null key"},
+    {"scan_bytes", (PyCFunction)py_scan_bytes, METH_O,
+     "scan_bytes(seq) -> (index of the first item neither bytes nor None or -1, largest length before it)"},
+    {"append_record", (PyCFunction)(void (*)(void))py_append_record, METH_FASTCALL,
+     "append_record(future_type, batch, timestamp, key, value, headers, callback, limit) -> future | None"},
+    {"append_many", (PyCFunction)(void (*)(void))py_append_many, METH_FASTCALL,
+     "append_many(future_type, batches, values, keys, timestamps, headers, partitions, callback, start, now, "
+     "sticky_partition, sticky_budget, limit, out) -> (next, sticky_used, reason)"},
+    {NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "kprod._speedups",
+    .m_doc = "Compiled twins of kprod's per-record hot path (optional; see kprod._native).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC PyInit__speedups(void)
+{
+    if (PyType_Ready(&RecordsCore_Type) < 0 || PyType_Ready(&FutureCore_Type) < 0 || PyType_Ready(&SendPath_Type) < 0)
+        return NULL;
+    str_closed = PyUnicode_InternFromString("closed");
+    str_partition_counts = PyUnicode_InternFromString("partition_counts");
+    str_available = PyUnicode_InternFromString("available");
+    if (!str_closed || !str_partition_counts || !str_available)
+        return NULL;
+    str_builder = PyUnicode_InternFromString("builder");
+    str_futures = PyUnicode_InternFromString("futures");
+    str_full = PyUnicode_InternFromString("full");
+    str_callbacks = PyUnicode_InternFromString("callbacks");
+    if (!str_builder || !str_futures || !str_full || !str_callbacks)
+        return NULL;
+    PyObject *m = PyModule_Create(&module_def);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&RecordsCore_Type);
+    if (PyModule_AddObject(m, "RecordsCore", (PyObject *)&RecordsCore_Type) < 0) {
+        Py_DECREF(&RecordsCore_Type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&FutureCore_Type);
+    if (PyModule_AddObject(m, "FutureCore", (PyObject *)&FutureCore_Type) < 0) {
+        Py_DECREF(&FutureCore_Type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&SendPath_Type);
+    if (PyModule_AddObject(m, "SendPath", (PyObject *)&SendPath_Type) < 0) {
+        Py_DECREF(&SendPath_Type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
