@@ -102,7 +102,9 @@ class _EmbeddedBroker:
         self.description = f"kprod EmbeddedCluster, {brokers} brokers in a child process"
 
     def create_topic(self, name: str, partitions: int, replication_factor: int) -> None:
-        config = {"min.insync.replicas": str(min(2, replication_factor))}
+        # No retention bound: a run's topic is deleted afterwards, and stored_records must
+        # see every record (the default 64 MiB per partition would evict 1 KiB runs).
+        config = {"min.insync.replicas": str(min(2, replication_factor)), "retention.bytes": "-1"}
         self._cluster.create_topic(name, partitions, replication_factor, config)
 
     def delete_topic(self, name: str) -> None:
