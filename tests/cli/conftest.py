@@ -13,7 +13,6 @@ clusters at once would not fit a small CI machine.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -44,39 +43,12 @@ def topic_name(request: pytest.FixtureRequest) -> str:
 # -- real Kafka -------------------------------------------------------------------------------
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"true", "1"}
-
-
-def _unavailable(reason: str) -> None:
-    if _in_ci():
-        pytest.fail(f"real Kafka unavailable and CI=true: {reason}", pytrace=False)
-    pytest.skip(f"real Kafka unavailable: {reason}")
-
-
 @pytest.fixture(scope="module")
 def kafka() -> Iterator[object]:
     """A real Apache Kafka cluster: KPROD_BOOTSTRAP's, or 3 local KRaft nodes for this module."""
-    from tests.kafka.realkafka import ExternalCluster, KafkaCluster, KafkaUnavailableError
+    from tests.kafka.pytest_support import real_kafka
 
-    bootstrap = os.environ.get("KPROD_BOOTSTRAP", "").strip()
-    if bootstrap:
-        external = ExternalCluster(bootstrap)
-        try:
-            external.check()
-        except KafkaUnavailableError as exc:
-            _unavailable(str(exc))
-        yield external
-        return
-    real = KafkaCluster()
-    try:
-        real.start()
-    except KafkaUnavailableError as exc:
-        _unavailable(str(exc))
-    try:
-        yield real
-    finally:
-        real.close()
+    yield from real_kafka()
 
 
 TopicFactory = Callable[..., str]

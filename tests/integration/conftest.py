@@ -8,11 +8,9 @@ silently skipped suite would hide the breakage, so they fail.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import NoReturn
 
 import pytest
 
@@ -21,10 +19,10 @@ if str(_REPO_ROOT) not in sys.path:
     # pytest puts only this folder on sys.path; realkafka lives in tests/kafka.
     sys.path.insert(0, str(_REPO_ROOT))
 
+from tests.kafka.pytest_support import real_kafka  # noqa: E402
 from tests.kafka.realkafka import (  # noqa: E402
     ExternalCluster,
     KafkaCluster,
-    KafkaUnavailableError,
     unique_topic,
 )
 
@@ -39,37 +37,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"true", "1"}
-
-
-def _unavailable(reason: str) -> NoReturn:
-    if _in_ci():
-        pytest.fail(f"real Kafka unavailable and CI=true: {reason}", pytrace=False)
-    pytest.skip(f"real Kafka unavailable: {reason}")
-
-
 @pytest.fixture(scope="session")
 def kafka() -> Iterator[Cluster]:
     """The session's Kafka cluster: KPROD_BOOTSTRAP's, or 3 local KRaft nodes."""
-    bootstrap = os.environ.get("KPROD_BOOTSTRAP", "").strip()
-    if bootstrap:
-        external = ExternalCluster(bootstrap)
-        try:
-            external.check()
-        except KafkaUnavailableError as exc:
-            _unavailable(str(exc))
-        yield external
-        return
-    cluster = KafkaCluster()
-    try:
-        cluster.start()
-    except KafkaUnavailableError as exc:
-        _unavailable(str(exc))
-    try:
-        yield cluster
-    finally:
-        cluster.close()
+    yield from real_kafka()
 
 
 @pytest.fixture
