@@ -68,6 +68,16 @@ def _check_epoch(requested: int, current: int) -> int:
     return FENCED_LEADER_EPOCH if requested < current else UNKNOWN_LEADER_EPOCH
 
 
+def _served_partition(topic: Any, index: int, node_id: int, current_leader_epoch: int) -> tuple[int, Any]:
+    """(error code, partition) for a partition this broker must serve as its leader."""
+    if topic is None or not 0 <= index < len(topic.partitions):
+        return UNKNOWN_TOPIC_OR_PARTITION, None
+    partition = topic.partitions[index]
+    if partition.leader != node_id:
+        return NOT_LEADER_OR_FOLLOWER, partition
+    return _check_epoch(current_leader_epoch, partition.leader_epoch), partition
+
+
 def _build_fetch(engine: Engine, context: RequestContext) -> tuple[Reply, int, bool, list[Partition]]:
     """(reply, record bytes in it, whether an error makes it urgent, partitions read)."""
     from kprod.cluster.engine import Reply
@@ -102,17 +112,12 @@ def _build_fetch(engine: Engine, context: RequestContext) -> tuple[Reply, int, b
                 code = top_error
             elif injected:
                 code = injected
-            elif topic is None or not 0 <= index < len(topic.partitions):
-                code = UNKNOWN_TOPIC_OR_PARTITION
             else:
-                partition = topic.partitions[index]
-                if partition.leader != node_id:
-                    code = NOT_LEADER_OR_FOLLOWER
+                code, partition = _served_partition(
+                    topic, index, node_id, getattr(fetch_partition, "current_leader_epoch", -1))
+                if code == NOT_LEADER_OR_FOLLOWER and hasattr(module, "LeaderIdAndEpoch"):
                     leader_hint = module.LeaderIdAndEpoch(
-                        leader_id=partition.leader, leader_epoch=partition.leader_epoch
-                    ) if hasattr(module, "LeaderIdAndEpoch") else None
-                else:
-                    code = _check_epoch(getattr(fetch_partition, "current_leader_epoch", -1), partition.leader_epoch)
+                        leader_id=partition.leader, leader_epoch=partition.leader_epoch)
                 if not code:
                     log = partition.log
                     offset = fetch_partition.fetch_offset
@@ -191,14 +196,9 @@ def handle_list_offsets(engine: Engine, context: RequestContext) -> Reply:
             epoch = -1
             if injected:
                 code = injected
-            elif topic is None or not 0 <= index < len(topic.partitions):
-                code = UNKNOWN_TOPIC_OR_PARTITION
             else:
-                partition = topic.partitions[index]
-                if partition.leader != context.node_id:
-                    code = NOT_LEADER_OR_FOLLOWER
-                else:
-                    code = _check_epoch(getattr(item, "current_leader_epoch", -1), partition.leader_epoch)
+                code, partition = _served_partition(
+                    topic, index, context.node_id, getattr(item, "current_leader_epoch", -1))
                 if not code:
                     epoch = partition.leader_epoch
                     offset, found_timestamp = _lookup(partition, item.timestamp)
@@ -254,14 +254,8 @@ def handle_offset_for_leader_epoch(engine: Engine, context: RequestContext) -> R
             epoch = end_offset = -1
             if injected:
                 code = injected
-            elif topic is None or not 0 <= index < len(topic.partitions):
-                code = UNKNOWN_TOPIC_OR_PARTITION
             else:
-                partition = topic.partitions[index]
-                if partition.leader != context.node_id:
-                    code = NOT_LEADER_OR_FOLLOWER
-                else:
-                    code = _check_epoch(item.current_leader_epoch, partition.leader_epoch)
+                code, partition = _served_partition(topic, index, context.node_id, item.current_leader_epoch)
                 if not code:
                     epoch, end_offset = partition.end_offset_for_epoch(item.leader_epoch)
             partitions_out.append(
