@@ -35,7 +35,7 @@ class Broker(Protocol):
 def _realkafka() -> Any:
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
-    from tests.kafka import realkafka
+    from tests.apache_kafka import realkafka
 
     return realkafka
 

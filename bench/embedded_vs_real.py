@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kprod.cluster import EmbeddedCluster  # noqa: E402
-from tests.kafka.realkafka import KafkaCluster  # noqa: E402
+from tests.apache_kafka.realkafka import KafkaCluster  # noqa: E402
 
 
 def perf(bootstrap: str, topic: str, records: int, size: int, props: list[str]) -> dict[str, float]:

@@ -91,7 +91,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--broker", choices=("real", "embedded"), default="real",
-                       help="start Apache Kafka (3 KRaft nodes, tests/kafka/realkafka.py) or kprod's "
+                       help="start Apache Kafka (3 KRaft nodes, tests/apache_kafka/realkafka.py) or kprod's "
                             "EmbeddedCluster (child process); default real")
     where.add_argument("--bootstrap", metavar="HOST:PORT", help="use an existing cluster instead")
     parser.add_argument("--embedded-brokers", type=int, default=3, help="brokers of --broker embedded (3)")
@@ -145,7 +145,7 @@ def _java_setup() -> dict[str, str]:
     """The java executable and Kafka jars for the Java client; empty (client skipped) if unavailable."""
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
-    from tests.kafka import realkafka
+    from tests.apache_kafka import realkafka
 
     try:
         return {

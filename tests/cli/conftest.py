@@ -22,7 +22,7 @@ import pytest
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(_REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(_REPO_ROOT))  # for tests.helpers and tests.kafka.realkafka
+    sys.path.insert(0, str(_REPO_ROOT))  # for tests.helpers and tests.apache_kafka.realkafka
 
 from kprod.cluster import EmbeddedCluster  # noqa: E402
 
@@ -46,7 +46,7 @@ def topic_name(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="module")
 def kafka() -> Iterator[object]:
     """A real Apache Kafka cluster: KPROD_BOOTSTRAP's, or 3 local KRaft nodes for this module."""
-    from tests.kafka.pytest_support import real_kafka
+    from tests.apache_kafka.pytest_support import real_kafka
 
     yield from real_kafka()
 
@@ -57,7 +57,7 @@ TopicFactory = Callable[..., str]
 @pytest.fixture
 def kafka_topic(kafka: object, request: pytest.FixtureRequest) -> TopicFactory:
     """Create a fresh topic on the real Kafka; returns its name."""
-    from tests.kafka.realkafka import unique_topic
+    from tests.apache_kafka.realkafka import unique_topic
 
     def create(partitions: int = 1, replication_factor: int = 3, config: Mapping[str, str] | None = None) -> str:
         name = unique_topic(request.node.name)

@@ -16,11 +16,11 @@ import pytest
 
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(_REPO_ROOT) not in sys.path:
-    # pytest puts only this folder on sys.path; realkafka lives in tests/kafka.
+    # pytest puts only this folder on sys.path; realkafka lives in tests/apache_kafka.
     sys.path.insert(0, str(_REPO_ROOT))
 
-from tests.kafka.pytest_support import real_kafka  # noqa: E402
-from tests.kafka.realkafka import (  # noqa: E402
+from tests.apache_kafka.pytest_support import real_kafka  # noqa: E402
+from tests.apache_kafka.realkafka import (  # noqa: E402
     ExternalCluster,
     KafkaCluster,
     unique_topic,

@@ -45,7 +45,7 @@ from kprod.protocol.messages import ApiKey
 from kprod.protocol.records import read_batches
 from kprod.protocol.requests import fetch_request
 from tests.helpers import Message, consume_all, wait_for
-from tests.kafka.realkafka import unique_topic
+from tests.apache_kafka.realkafka import unique_topic
 
 CREATE_TIME = 1  # confluent_kafka.TIMESTAMP_CREATE_TIME
 LOG_APPEND_TIME = 2  # confluent_kafka.TIMESTAMP_LOG_APPEND_TIME

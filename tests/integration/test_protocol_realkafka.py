@@ -34,7 +34,7 @@ from kprod.protocol.requests import (
     to_millis,
 )
 from kprod.protocol.versions import api_versions_request, broker_ranges
-from tests.kafka.realkafka import ExternalCluster, KafkaCluster, unique_topic
+from tests.apache_kafka.realkafka import ExternalCluster, KafkaCluster, unique_topic
 
 Cluster = KafkaCluster | ExternalCluster
 T = TypeVar("T")
@@ -136,7 +136,7 @@ def _list_offset(conn: BlockingConnection, topic: str, partition: int, timestamp
 # -- ApiVersions and Metadata -----------------------------------------------------------------
 
 
-# What Kafka 4.4 (the version tests/kafka/pom.xml pins) advertises for the APIs below.
+# What Kafka 4.4 (the version tests/apache_kafka/pom.xml pins) advertises for the APIs below.
 KAFKA_44_RANGES = {
     ApiKey.PRODUCE: (0, 13),
     ApiKey.FETCH: (4, 18),

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from tests.kafka.realkafka import (
+from tests.apache_kafka.realkafka import (
     ClusterControlError,
     ExternalCluster,
     KafkaCluster,

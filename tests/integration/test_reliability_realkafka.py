@@ -51,7 +51,7 @@ from kprod.net.client import NetworkClient
 from kprod.partitioner import partition_for_key
 from tests.helpers import Message, consume_all, wait_for
 from tests.integration.chaos_proxy import ChaosProxy
-from tests.kafka.realkafka import unique_topic
+from tests.apache_kafka.realkafka import unique_topic
 
 PARTITIONS = 6
 KEYS = tuple(b"key-%02d" % i for i in range(48))

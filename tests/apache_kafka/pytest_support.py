@@ -11,7 +11,7 @@ from typing import NoReturn
 
 import pytest
 
-from tests.kafka.realkafka import ExternalCluster, KafkaCluster, KafkaUnavailableError
+from tests.apache_kafka.realkafka import ExternalCluster, KafkaCluster, KafkaUnavailableError
 
 
 def in_ci() -> bool:

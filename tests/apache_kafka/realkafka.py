@@ -5,12 +5,12 @@ the reference it must interoperate with. The module has no pytest import so `ben
 scripts can use it too:
 
     sys.path.insert(0, str(repo_root))
-    from tests.kafka.realkafka import KafkaCluster
+    from tests.apache_kafka.realkafka import KafkaCluster
     with KafkaCluster() as kafka:
         kafka.create_topic("t", partitions=6)
         ...
 
-Jars come from Maven (tests/kafka/pom.xml) into `<repo>/.cache/kafka-<version>/libs`.
+Jars come from Maven (tests/apache_kafka/pom.xml) into `<repo>/.cache/kafka-<version>/libs`.
 Facts behind the settings: docs/real-kafka.md in the shared project docs.
 """
 
