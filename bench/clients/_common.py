@@ -48,6 +48,17 @@ class Spec:
     java_libs: str = ""
     java_log4j: str = ""
 
+    def java_config(self) -> dict[str, object]:
+        """The run's settings under the Java producer's keys (kprod and confluent-kafka take them)."""
+        return {
+            "bootstrap.servers": self.bootstrap,
+            "acks": self.acks,
+            "enable.idempotence": self.idempotence,
+            "linger.ms": self.linger_ms,
+            "batch.size": self.batch_size,
+            "compression.type": self.compression,
+        }
+
     @property
     def codec(self) -> str | None:
         """The compression name, or None for none (what kafka-python and aiokafka want)."""

@@ -18,12 +18,7 @@ def main() -> None:
 
     producer = confluent_kafka.Producer(
         {
-            "bootstrap.servers": spec.bootstrap,
-            "acks": spec.acks,
-            "enable.idempotence": spec.idempotence,
-            "linger.ms": spec.linger_ms,
-            "batch.size": spec.batch_size,
-            "compression.type": spec.compression,
+            **spec.java_config(),
             # Java's placement for keyed records (librdkafka's default hashes with CRC32).
             "partitioner": "murmur2_random",
         }

@@ -26,16 +26,7 @@ def main() -> None:
         emit_skip("kprod_bulk", f"send_many{inspect.signature(send_many)} is not send_many(topic, values, keys=...)")
         return
 
-    producer = kprod.Producer(
-        {
-            "bootstrap.servers": spec.bootstrap,
-            "acks": spec.acks,
-            "enable.idempotence": spec.idempotence,
-            "linger.ms": spec.linger_ms,
-            "batch.size": spec.batch_size,
-            "compression.type": spec.compression,
-        }
-    )
+    producer = kprod.Producer(spec.java_config())
     topic, value, pool = spec.topic, payload(spec), key_pool(spec)
     keyed = spec.key_size > 0
     # Chunks start at multiples of `chunk`; a pool twice as long lets a slice wrap without copying twice.

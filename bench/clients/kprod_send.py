@@ -11,16 +11,7 @@ def main() -> None:
     spec = load_spec()
     import kprod
 
-    producer = kprod.Producer(
-        {
-            "bootstrap.servers": spec.bootstrap,
-            "acks": spec.acks,
-            "enable.idempotence": spec.idempotence,
-            "linger.ms": spec.linger_ms,
-            "batch.size": spec.batch_size,
-            "compression.type": spec.compression,
-        }
-    )
+    producer = kprod.Producer(spec.java_config())
     send = producer.send
     topic, value, keys = spec.topic, payload(spec), key_pool(spec)
     for j in range(spec.warmup):
