@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kprod.cli.args import CommandParser, add_producer_options, positive_int, producer_config, throughput
-from kprod.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, CliError, UsageError
-from kprod.cli.runtime import Console, await_topic, check_config, embedded_cluster, open_producer, plural, records_in_topic
+from kprod.cli.errors import CliError, UsageError
+from kprod.cli.runtime import Console, await_topic, check_config, embedded_cluster, finish, open_producer, records_in_topic
 
 if TYPE_CHECKING:
     import argparse
@@ -236,17 +236,8 @@ def _run(
         console.print(json.dumps(_json(options, config, summary.as_dict(), stats, cluster, held)))
     else:
         console.print(summary.line())
-    if held is not None:
-        console.note(
-            f"The embedded cluster holds {plural(held, 'record')} in topic {options.topic};"
-            " it stops now and its data is discarded."
-        )
-    if summary.records_failed:
-        console.note(f"{prog}: {summary.records_failed} of {plural(options.num_records, 'record')} failed.")
-    if interrupted:
-        console.note(f"{prog}: interrupted.")
-        return EXIT_INTERRUPTED
-    return EXIT_FAILED if summary.records_failed else 0
+    return finish(console, prog, topic=options.topic, held=held, failed=summary.records_failed,
+                  total=options.num_records, interrupted=interrupted)
 
 
 def _json(

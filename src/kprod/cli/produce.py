@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from kprod.cli.args import CommandParser, add_producer_options, key_value, producer_config
-from kprod.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, CliError, UsageError
+from kprod.cli.errors import CliError, UsageError
 from kprod.cli.linereader import LineError, LineParser
-from kprod.cli.runtime import Console, await_topic, check_config, embedded_cluster, open_producer, plural, records_in_topic
+from kprod.cli.runtime import Console, await_topic, check_config, embedded_cluster, finish, open_producer, plural, records_in_topic
 
 if TYPE_CHECKING:
     import argparse
@@ -153,18 +153,9 @@ def _run(
         producer.close(0)
         raise
     producer.close()  # delivers (or reports) every record read; all callbacks have run after it
-    if cluster is not None:
-        held = records_in_topic(cluster, options.topic, EMBEDDED_PARTITIONS)
-        console.note(
-            f"The embedded cluster holds {plural(held, 'record')} in topic {options.topic};"
-            " it stops now and its data is discarded."
-        )
-    if failures.count:
-        console.note(f"{console.prog}: {failures.count} of {plural(read, 'record')} failed.")
-    if interrupted:
-        console.note(f"{console.prog}: interrupted; the {plural(read, 'line')} read before were sent.")
-        return EXIT_INTERRUPTED
-    return EXIT_FAILED if failures.count else 0
+    held = records_in_topic(cluster, options.topic, EMBEDDED_PARTITIONS) if cluster is not None else None
+    return finish(console, console.prog, topic=options.topic, held=held, failed=failures.count, total=read,
+                  interrupted=interrupted, interrupted_detail=f"; the {plural(read, 'line')} read before were sent")
 
 
 def _send_lines(

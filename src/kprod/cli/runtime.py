@@ -18,13 +18,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TextIO
 
-from kprod.cli.errors import CliError, UsageError
+from kprod.cli.errors import EXIT_FAILED, EXIT_INTERRUPTED, CliError, UsageError
 
 if TYPE_CHECKING:
     from kprod import Producer
     from kprod.cluster import EmbeddedCluster
 
-__all__ = ["Console", "await_topic", "check_config", "embedded_cluster", "open_producer", "plural", "records_in_topic"]
+__all__ = ["Console", "await_topic", "check_config", "embedded_cluster", "finish", "open_producer", "plural", "records_in_topic"]
 
 #: How long the first metadata request may take before the CLI says it is waiting.
 WAIT_NOTICE_SECONDS = 5.0
@@ -112,6 +112,24 @@ def embedded_cluster(
 def records_in_topic(cluster: EmbeddedCluster, topic: str, partitions: int) -> int:
     """How many records the embedded cluster holds for ``topic`` (the sum of end offsets)."""
     return sum(cluster.end_offset(topic, partition) for partition in range(partitions))
+
+
+def finish(
+    console: Console, prog: str, *, topic: str, held: int | None, failed: int, total: int,
+    interrupted: bool, interrupted_detail: str = "",
+) -> int:
+    """The closing lines every producing command prints, and its exit status."""
+    if held is not None:
+        console.note(
+            f"The embedded cluster holds {plural(held, 'record')} in topic {topic};"
+            " it stops now and its data is discarded."
+        )
+    if failed:
+        console.note(f"{prog}: {failed} of {plural(total, 'record')} failed.")
+    if interrupted:
+        console.note(f"{prog}: interrupted{interrupted_detail}.")
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if failed else 0
 
 
 def check_config(config: Mapping[str, Any]) -> None:
