@@ -11,7 +11,8 @@ setup(
     ext_modules=[
         Extension(
             "kprod._speedups",
-            sources=["src/kprod/_speedups.c"],
+            sources=["src/kprod/_speedups.c", "src/kprod/_speedups_io.c"],
+            depends=["src/kprod/_speedups_io.h"],
             optional=True,
             extra_compile_args=["-O2"] if __import__("os").name != "nt" else [],
         )

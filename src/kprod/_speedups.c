@@ -15,6 +15,9 @@
  *   append_many(...)                     producer.fastpath.append_many
  *   SendPath                             Producer.send + RecordAccumulator.append, common case
  *
+ * _speedups_io.c adds the I/O thread's GIL-keeping epoll calls (no Python twin:
+ * kprod.net.poller falls back to selectors).
+ *
  * The record layout is Kafka's record v2: length, attributes, timestampDelta,
  * offsetDelta, key, value, headers, every integer a ZigZag varint.
  */
@@ -25,6 +28,8 @@
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
+
+#include "_speedups_io.h"
 
 /* The accumulator's upper bound of a record's framing bytes beyond key, value
  * and headers (producer/accumulator.py _RECORD_OVERHEAD). */
@@ -1193,7 +1198,7 @@ static PyObject *open_batch(SendPath *self, PyObject *topic, long partition)
 /* Under the lock: append into the open batch, sticky bookkeeping. A future, None, or NULL. */
 static PyObject *sendpath_locked(SendPath *self, PyObject *topic, long partition, int sticky,
                                  Py_ssize_t num_partitions, PyObject *timestamp, PyObject *key, PyObject *value,
-                                 PyObject *headers, PyObject *callback)
+                                 PyObject *headers, PyObject *callback, int *became_full_out)
 {
     PyObject *closed = PyObject_GetAttr(self->accumulator, str_closed);
     int is_closed = closed ? PyObject_IsTrue(closed) : -1;
@@ -1244,14 +1249,7 @@ static PyObject *sendpath_locked(SendPath *self, PyObject *topic, long partition
             Py_RETURN_NONE; /* no room: the Python path marks it full and opens a batch */
         return NULL;
     }
-    if (became_full) {
-        PyObject *r = PyObject_CallNoArgs(self->wakeup);
-        if (r == NULL) {
-            Py_DECREF(future);
-            return NULL;
-        }
-        Py_DECREF(r);
-    }
+    *became_full_out = became_full; /* the caller wakes the sender once the lock is released */
     if (sticky) {
         /* StickyPartitioner.on_append(topic, partition, estimate, num_partitions, available) */
         PyObject *current = PyDict_GetItemWithError(self->sticky_current, topic);
@@ -1377,8 +1375,9 @@ static PyObject *sendpath_call(SendPath *self, PyObject *const *args, size_t nar
         return NULL;
     }
     Py_DECREF(r);
+    int became_full = 0;
     PyObject *future = sendpath_locked(self, topic, partition, sticky, num_partitions, ts_obj, key, value, headers,
-                                       callback);
+                                       callback, &became_full);
     Py_DECREF(ts_obj);
     /* release even with an exception pending */
     PyObject *exc_type, *exc_value, *exc_tb;
@@ -1393,6 +1392,14 @@ static PyObject *sendpath_call(SendPath *self, PyObject *const *args, size_t nar
     }
     Py_DECREF(r);
     PyErr_Restore(exc_type, exc_value, exc_tb);
+    if (became_full && future != NULL) {
+        r = PyObject_CallNoArgs(self->wakeup);
+        if (r == NULL) {
+            Py_DECREF(future);
+            return NULL;
+        }
+        Py_DECREF(r);
+    }
     return future;
 }
 
@@ -1466,6 +1473,10 @@ PyMODINIT_FUNC PyInit__speedups(void)
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)
         return NULL;
+    if (kprod_io_add_functions(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     Py_INCREF(&RecordsCore_Type);
     if (PyModule_AddObject(m, "RecordsCore", (PyObject *)&RecordsCore_Type) < 0) {
         Py_DECREF(&RecordsCore_Type);

@@ -365,6 +365,30 @@ def test_batches_expire_after_delivery_timeout() -> None:
     assert f"{TOPIC}-0" in str(error) and "5000 ms has passed" in str(error) and "delivery.timeout.ms" in str(error)
 
 
+def test_expiry_skips_its_scan_until_the_oldest_batch_can_expire_yet_misses_nothing() -> None:
+    clock = Clock()
+    acc = make(clock, linger_ms=60_000, delivery_timeout_ms=5000)
+    metadata = metadata_for({TOPIC: [1, 2, 3]})
+    clock.now = 100.0
+    append(acc, 0)
+    assert acc.expired(1000.0) == []  # scanned: nothing can expire before 5100
+    clock.now = 2000.0
+    append(acc, 1)  # created after that scan: expires at 7000
+    (first,) = acc.expired(5100.0)
+    assert first.partition == 0
+    assert acc.expired(6999.0) == []
+    (second,) = acc.expired(7000.0)
+    assert second.partition == 1
+    # A retried batch is older than anything the last scan saw: it must still expire on time.
+    clock.now = 7000.0
+    append(acc, 2)
+    (sent,) = drain_all(acc, metadata, 7000.0)
+    assert acc.expired(8000.0) == []  # nothing queued can expire before 12000
+    sent.created_ms = 3000.0  # as if it had been retrying since then
+    acc.reenqueue(sent, 8000.0)
+    assert acc.expired(8001.0) == [sent]
+
+
 def test_an_expired_retry_names_its_last_error_as_the_cause() -> None:
     from kprod.errors import NotEnoughReplicasError
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import selectors
 import socket
 from collections import deque
 from typing import Any, Callable
@@ -23,6 +22,7 @@ from kprod.protocol.connection import ClientConnection
 from kprod.protocol.messages import CLIENT_VERSIONS, ApiKey
 from kprod.protocol.versions import api_versions_request, broker_ranges, negotiate
 from kprod.net import syscalls
+from kprod.net.poller import READ, WRITE, make_poller
 
 __all__ = ["NetworkClient", "Handler"]
 
@@ -34,10 +34,6 @@ Handler = Callable[[Any, BaseException | None], None]
 _DISCONNECTED, _CONNECTING, _NEGOTIATING, _READY = range(4)
 _UNSUPPORTED_VERSION = 35
 _RECV_SIZE = 1 << 18
-# Raw epoll event bits (the GIL-keeping no-wait poll reports these).
-_EPOLLIN, _EPOLLOUT, _EPOLLERR, _EPOLLHUP = 0x1, 0x4, 0x8, 0x10
-_READABLE = _EPOLLIN | _EPOLLERR | _EPOLLHUP
-_WRITABLE = _EPOLLOUT | _EPOLLERR | _EPOLLHUP
 
 
 class _Node:
@@ -100,10 +96,7 @@ class NetworkClient:
         # Told when a connection drops or cannot be made: a leader may have
         # moved, so the producer refreshes its metadata (Java does the same).
         self.on_disconnect = on_disconnect
-        self._selector = selectors.DefaultSelector()
-        self._nowait: syscalls.EpollNoWait | None = None
-        if syscalls.EPOLL_SUPPORTED and isinstance(self._selector, selectors.EpollSelector):
-            self._nowait = syscalls.EpollNoWait(self._selector._selector)  # type: ignore[attr-defined]
+        self._poller = make_poller()
         self._receiver = syscalls.Receiver(_RECV_SIZE)
         self._by_fd: dict[int, _Node] = {}
         self._wake_r, self._wake_w = socket.socketpair()
@@ -111,7 +104,7 @@ class NetworkClient:
         self._wake_w.setblocking(False)
         self._wake_fd = self._wake_r.fileno()
         self._wakeup_pending = False
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._poller.register(self._wake_fd, READ)
         self._completed: list[tuple[Handler, Any, BaseException | None]] = []
         self._closed = False
 
@@ -205,22 +198,13 @@ class NetworkClient:
     def poll(self, timeout_ms: float) -> None:
         """Do pending I/O, waiting at most ``timeout_ms``; run handlers of finished requests.
 
-        Ready sockets are first looked for without waiting (and, on Linux,
-        without releasing the GIL); only when there is nothing to do does it
-        block in the selector.
+        Waiting releases the GIL; see :mod:`kprod.net.poller` for how the
+        I/O thread gets it back quickly.
         """
-        ready: list[tuple[int, bool, bool]]
-        if self._nowait is not None:
-            ready = [(fd, bool(ev & _READABLE), bool(ev & _WRITABLE)) for fd, ev in self._nowait.poll()]
-        else:
-            ready = []
-        if not ready and (timeout_ms > 0 or self._nowait is None):
-            ready = [
-                (key.fd, bool(ev & selectors.EVENT_READ), bool(ev & selectors.EVENT_WRITE))
-                for key, ev in self._selector.select(max(0.0, timeout_ms) / 1000.0)
-            ]
         by_fd = self._by_fd
-        for fd, readable, writable in ready:
+        for fd, events in self._poller.poll(timeout_ms):
+            readable = events & READ
+            writable = events & WRITE
             node = by_fd.get(fd)
             if node is None:
                 if fd == self._wake_fd:
@@ -243,8 +227,8 @@ class NetworkClient:
             return
         self._wakeup_pending = True
         try:
-            self._wake_w.send(b"\0")
-        except (BlockingIOError, OSError):
+            syscalls.send(self._wake_w, b"\0")  # keeps the GIL: the caller may hold the accumulator lock
+        except OSError:
             pass
 
     def disconnect(self, node_id: int, error: BaseException | None = None) -> None:
@@ -263,7 +247,7 @@ class NetworkClient:
             if node.state != _DISCONNECTED:
                 self._close_node(node, KafkaConnectionError("The producer's network client was closed."))
         self._run_completed()
-        self._selector.close()
+        self._poller.close()
         self._wake_r.close()
         self._wake_w.close()
 
@@ -294,8 +278,8 @@ class NetworkClient:
         node.state = _CONNECTING
         node.protocol = ClientConnection(self.client_id)
         node.connect_deadline = now + self.connection_setup_timeout_ms
-        node.registered_events = selectors.EVENT_WRITE
-        self._selector.register(sock, selectors.EVENT_WRITE, node)
+        node.registered_events = WRITE
+        self._poller.register(sock.fileno(), WRITE)
         self._by_fd[sock.fileno()] = node
 
     def _finish_connect(self, node: _Node) -> None:
@@ -306,7 +290,7 @@ class NetworkClient:
             self._close_node(node, KafkaConnectionError(f"Could not connect to {node!r}: {errno.errorcode.get(code, code)}."))
             return
         node.state = _NEGOTIATING
-        self._set_events(node, selectors.EVENT_READ)
+        self._set_events(node, READ)
         self._send_api_versions(node)
 
     def _send_api_versions(self, node: _Node) -> None:
@@ -346,7 +330,7 @@ class NetworkClient:
             return
         if sent < len(frame):
             node.out += memoryview(frame)[sent:]
-            self._set_events(node, selectors.EVENT_READ | selectors.EVENT_WRITE)
+            self._set_events(node, READ | WRITE)
         elif node.flushed_handlers:
             self._complete_flushed(node)
 
@@ -360,7 +344,7 @@ class NetworkClient:
             return
         del node.out[:sent]
         if not node.out:
-            self._set_events(node, selectors.EVENT_READ)
+            self._set_events(node, READ)
             if node.flushed_handlers:
                 self._complete_flushed(node)
 
@@ -416,10 +400,7 @@ class NetworkClient:
     def _close_node(self, node: _Node, error: BaseException, *, backoff: bool = True) -> None:
         if node.sock is not None:
             self._by_fd.pop(node.sock.fileno(), None)
-            try:
-                self._selector.unregister(node.sock)
-            except (KeyError, ValueError):
-                pass
+            self._poller.unregister(node.sock.fileno())
             node.sock.close()
         node.sock = None
         node.protocol = None
@@ -450,7 +431,7 @@ class NetworkClient:
 
     def _set_events(self, node: _Node, events: int) -> None:
         if node.registered_events != events and node.sock is not None:
-            self._selector.modify(node.sock, events, node)
+            self._poller.modify(node.sock.fileno(), events)
             node.registered_events = events
 
     def _drain_wakeup(self) -> None:
@@ -459,9 +440,9 @@ class NetworkClient:
         # wake-up. This order can only skip a byte whose work the sender's next
         # plan (right after this poll) sees anyway.
         try:
-            while self._wake_r.recv(4096):
+            while self._receiver.recv(self._wake_r):  # keeps the GIL; None once drained
                 pass
-        except (BlockingIOError, OSError):
+        except OSError:
             pass
         self._wakeup_pending = False
 

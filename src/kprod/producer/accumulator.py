@@ -78,6 +78,8 @@ class RecordAccumulator:
         self._drain_start: dict[int, int] = {}
         self._random = random.Random()
         self._created = itertools.count(1)
+        # No queued batch can pass delivery.timeout.ms before this (ms): expired() skips the scan.
+        self._next_expiry_ms = 0.0
 
     # -- application threads --------------------------------------------------
 
@@ -414,12 +416,14 @@ class RecordAccumulator:
         batch.retry_at_ms = now + backoff
         batch.in_flight = False
         with self.lock:
+            self._next_expiry_ms = 0.0  # an older batch is queued again
             _insert_in_order(self._queue(batch.topic, batch.partition, batch.partition + 1), batch)
 
     def requeue_split(self, batch: ProducerBatch, parts: list[ProducerBatch]) -> None:
         """Replace a too-large batch by smaller ones, where it stood in send order."""
         creation, first = batch.order
         with self.lock:
+            self._next_expiry_ms = 0.0
             queue = self._queue(batch.topic, batch.partition, batch.partition + 1)
             for part in parts:
                 part.order = (creation, first)
@@ -429,9 +433,18 @@ class RecordAccumulator:
             self.incomplete.discard(batch)
 
     def expired(self, now: float) -> list[ProducerBatch]:
-        """Remove and return queued batches older than ``delivery.timeout.ms``."""
+        """Remove and return queued batches older than ``delivery.timeout.ms``.
+
+        Runs on every turn of the I/O thread, so it skips the scan (and the lock)
+        until the oldest queued batch can have expired. Batches are queued in
+        creation order, so a queue's head is its oldest; a batch created later
+        expires no earlier than ``now + delivery.timeout.ms``.
+        """
+        if now < self._next_expiry_ms:
+            return []
         limit = self.delivery_timeout_ms
         expired: list[ProducerBatch] = []
+        next_expiry = now + limit
         with self.lock:
             for queues in self._queues.values():
                 for queue in queues:
@@ -440,6 +453,9 @@ class RecordAccumulator:
                         expired.extend(b for b in queue if now - b.created_ms >= limit)
                         queue.clear()
                         queue.extend(keep)
+                    if queue:
+                        next_expiry = min(next_expiry, min(b.created_ms for b in queue) + limit)
+            self._next_expiry_ms = next_expiry
         return expired
 
     def queued_batches(self) -> list[ProducerBatch]:
@@ -461,9 +477,13 @@ class RecordAccumulator:
             return any(queue for queues in self._queues.values() for queue in queues)
 
     def completed(self, batch: ProducerBatch) -> None:
-        """Return a finished batch's memory (I/O thread)."""
-        with self.lock:
-            self.incomplete.discard(batch)
+        """Return a finished batch's memory (I/O thread).
+
+        Without the accumulator lock: ``set.discard`` is atomic under the GIL and
+        the readers copy the set under the lock, and taking the lock here, once
+        per batch, made the I/O thread queue behind ``send()`` for it.
+        """
+        self.incomplete.discard(batch)
         if batch.memory:
             self.pool.release(batch.memory)
             batch.memory = 0

@@ -142,3 +142,4 @@ else:
     append_record = _append_record_py
     append_many = _append_many_py
     scan_bytes = _scan_bytes_py
+
