@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from kprod.cluster.entities import error, field_names, make, millis, timestamp
 from kprod.cluster.state import Partition
 from kprod.protocol.messages import ApiKey, response_module
-from kprod.protocol.records import BATCH_HEADER_SIZE, CorruptRecordError, assign_offsets, parse_batch_header
+from kprod.protocol.records import CorruptRecordError, assign_offsets, parse_batch_header
 
 if TYPE_CHECKING:
     from kprod.cluster.engine import Engine, Reply, RequestContext

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 from kprod.errors import (
     InvalidMetadataError,
     KafkaError,
-    KafkaTimeoutError,
     ProducerClosedError,
     RetriableError,
     UnsupportedVersionError,
@@ -29,7 +28,8 @@ from kprod.producer.idempotence import IdempotenceState
 from kprod.producer.metadata import ClusterMetadata
 from kprod.protocol.messages import ApiKey
 from kprod.protocol.records import RecordBatchBuilder, read_batches
-from kprod.protocol.requests import init_producer_id_request, metadata_request, produce_request, to_millis
+from kprod.protocol.produce import ProduceRequest
+from kprod.protocol.requests import init_producer_id_request, metadata_request, to_millis
 
 __all__ = ["Sender", "Network"]
 
@@ -311,7 +311,7 @@ class Sender:
             for batch in batches:
                 self._fail(batch, error)
             return
-        request = produce_request(version, self.acks, self.request_timeout_ms, topic_data, self.transactional_id)
+        request = ProduceRequest(version, self.acks, self.request_timeout_ms, topic_data, self.transactional_id)
         expect_response = self.acks != 0
 
         def handle(response: Any, error: BaseException | None) -> None:

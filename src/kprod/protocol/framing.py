@@ -22,6 +22,7 @@ from kprod.protocol.messages import (
     response_type,
     write_entity,
 )
+from kprod.protocol.produce import ProduceRequest
 
 __all__ = [
     "MAX_FRAME_SIZE",
@@ -43,7 +44,13 @@ _UNSUPPORTED_VERSION = 35
 
 
 def encode_request(request: Any, correlation_id: int, client_id: str | None) -> bytes:
-    """One size-prefixed request frame: header (version chosen by the body) + body."""
+    """One size-prefixed request frame: header (version chosen by the body) + body.
+
+    A :class:`~kprod.protocol.produce.ProduceRequest` frames itself (same bytes,
+    without kio's per-field cost); everything else is written by kio.
+    """
+    if type(request) is ProduceRequest:
+        return request.encode_frame(correlation_id, client_id)
     header_type = request.__header_schema__
     header = header_type(
         request_api_key=request.__api_key__,

@@ -84,7 +84,11 @@ def produce_request(
     topic_data: Mapping[str, Sequence[tuple[int, bytes]]],
     transactional_id: str | None = None,
 ) -> Any:
-    """Produce one record batch per partition: ``{topic: [(partition, batch bytes), ...]}``."""
+    """Produce one record batch per partition: ``{topic: [(partition, batch bytes), ...]}``.
+
+    The kio entity: the reference for :class:`kprod.protocol.produce.ProduceRequest`,
+    which the producer sends (same bytes, framed without kio's per-field cost).
+    """
     module = request_module(ApiKey.PRODUCE, version)
     partition_cls = module.PartitionProduceData
     topic_cls = module.TopicProduceData
