@@ -88,11 +88,12 @@ def make(
     retry_backoff_ms: int = 100,
     retry_backoff_max_ms: int = 1000,
     adaptive: bool = False,
+    codec: int = 0,
 ) -> RecordAccumulator:
     return RecordAccumulator(
         batch_size=batch_size,
         linger_ms=linger_ms,
-        codec=0,
+        codec=codec,
         compression_level=None,
         pool=MemoryPool(buffer_memory),
         sticky=StickyPartitioner(batch_size, adaptive=adaptive),
@@ -363,6 +364,30 @@ def test_batches_expire_after_delivery_timeout() -> None:
     error = timeout_error(old, 5100.0, 5000)
     assert isinstance(error, KafkaTimeoutError)
     assert f"{TOPIC}-0" in str(error) and "5000 ms has passed" in str(error) and "delivery.timeout.ms" in str(error)
+
+
+@pytest.mark.parametrize("codec", [0, 1, 3, 4])
+def test_a_full_compressed_batch_is_compressed_by_the_thread_that_opens_the_next(codec: int) -> None:
+    clock = Clock()
+    acc = make(clock, codec=codec)
+    append(acc, 0)
+    (first,) = queued(acc)
+    while len(queued(acc)) == 1:
+        with pytest.raises(RuntimeError):
+            first.builder.built_size  # still open, not compressed
+        append(acc, 0)
+    first_again, second = queued(acc)
+    assert first_again is first and first.full
+    count = first.record_count
+    if codec:
+        assert first.builder.built_size < count * RECORD_SIZE  # compressed, before any drain
+    else:
+        with pytest.raises(RuntimeError):
+            first.builder.built_size  # nothing to compress: the I/O thread closes it
+    with pytest.raises(RuntimeError):
+        second.builder.built_size
+    (batch,) = read_batches(first.builder.build())
+    assert batch.attributes & 0x7 == codec and [r.value for r in batch.records()] == [VALUE] * count
 
 
 def test_expiry_skips_its_scan_until_the_oldest_batch_can_expire_yet_misses_nothing() -> None:

@@ -124,11 +124,17 @@ class RecordAccumulator:
             estimate = record_estimate(key, value, headers)
             memory = max(self.batch_size, estimate + BATCH_HEADER_SIZE)
             if self.pool.try_reserve(memory):
+                previous = self._previous_to_compress(topic, partition)
                 future = self._append_new(topic, partition, timestamp, key, value, headers, callback, memory, num_partitions)
                 if sticky:
                     self.sticky.on_append(topic, partition, estimate, num_partitions, available)
                 self.wakeup()
-                return future
+            else:
+                future = None
+        if future is not None:
+            if previous is not None:
+                previous.builder.close()
+            return future
         # The buffer is full: wait for memory outside the lock (the I/O thread frees it).
         self.wakeup()
         if not self.pool.reserve(memory, max_block_ms / 1000.0):
@@ -143,14 +149,18 @@ class RecordAccumulator:
             if self.closed:
                 self.pool.release(memory)
                 raise ProducerClosedError("Cannot send: the producer is closed.")
+            previous = None
             future = self._try_append(topic, partition, timestamp, key, value, headers, callback)
             if future is not None:
                 self.pool.release(memory)
             else:
+                previous = self._previous_to_compress(topic, partition)
                 future = self._append_new(topic, partition, timestamp, key, value, headers, callback, memory, num_partitions)
             if sticky:
                 self.sticky.on_append(topic, partition, estimate, num_partitions, available)
         self.wakeup()
+        if previous is not None:
+            previous.builder.close()
         return future
 
     def append_many(
@@ -283,6 +293,23 @@ class RecordAccumulator:
             batch.full = True
             self.wakeup()
         return future
+
+    def _previous_to_compress(self, topic: str, partition: int) -> ProducerBatch | None:
+        """The full batch a new one is about to follow, when batches are compressed.
+
+        The caller compresses it (``builder.close()``) once the lock is released:
+        like Java, which compresses as records are appended, the thread that sends
+        the records pays for their compression, and the I/O thread, which shares the
+        GIL with it, does not fall behind (it still compresses batches drained before
+        they filled). Should the I/O thread take the batch meanwhile, both may
+        compress it: the results are equal and either is used.
+        """
+        if not self.codec:
+            return None
+        queues = self._queues.get(topic)
+        if queues is None or partition >= len(queues) or not queues[partition]:
+            return None
+        return queues[partition][-1]
 
     def _append_new(
         self, topic: str, partition: int, timestamp: int, key: bytes | None, value: bytes | None,
