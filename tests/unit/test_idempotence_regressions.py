@@ -139,3 +139,32 @@ def test_all_batches_of_a_partition_expiring_unwritten_leads_to_a_bump() -> None
     answer_produce(h, sent, base_offset=1)
     h.step()
     assert later.result(0).offset == 1
+
+
+def test_sequence_order_holds_across_the_wrap_from_max_to_zero() -> None:
+    """Sequences wrap from 2**31 - 1 to 0. A batch numbered just before the wrap is still older
+    than one numbered after it: its retry goes first, and the later batch's
+    OUT_OF_ORDER_SEQUENCE_NUMBER (the broker waits for the earlier one) is no reason to bump."""
+    from kprod.producer.idempotence import MAX_SEQUENCE
+    from tests.unit.test_sender import NOT_ENOUGH_REPLICAS
+
+    h = Harness()
+    h.start()
+    assert h.idem is not None
+    h.idem.next_sequence[("t", 0)] = MAX_SEQUENCE - 1
+    _, a = h.produce_one(0, b"a1", b"a2", b"a3")  # sequences 2**31 - 2, 2**31 - 1, 0
+    _, b = h.produce_one(0, b"b1")  # sequence 1
+    assert stamp(a) == [(0, PID, 0, MAX_SEQUENCE - 1, 3)] and stamp(b) == [(0, PID, 0, 1, 1)]
+    answer_produce(h, a, NOT_ENOUGH_REPLICAS)
+    answer_produce(h, b, OUT_OF_ORDER_SEQUENCE_NUMBER)
+    h.step()
+    h.step(100)
+    h.step()
+    assert h.idem.producer_epoch == 0 and not h.idem.bump_needed, "no gap: nothing to bump for"
+    retry_a = h.net.produces()[-1]
+    assert stamp(retry_a) == stamp(a), "the batch from before the wrap is resent first, as it was"
+    answer_produce(h, retry_a, base_offset=10)
+    h.step()
+    h.step()
+    retry_b = h.net.produces()[-1]
+    assert stamp(retry_b) == stamp(b) and values(retry_b) == [b"b1"]

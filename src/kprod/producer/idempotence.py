@@ -85,7 +85,7 @@ class IdempotenceState:
                 return False
             return not in_flight or in_flight[0].producer_epoch == self.producer_epoch
         # A retried batch waits until every earlier batch has been resolved.
-        return not in_flight or in_flight[0].base_sequence >= batch.base_sequence
+        return not in_flight or in_flight[0].order >= batch.order
 
     def stamp(self, batch: ProducerBatch) -> None:
         """Give a new ``batch`` the producer id, epoch and its sequence; a retry keeps its own."""
@@ -102,7 +102,7 @@ class IdempotenceState:
             stamped.add(batch)
         in_flight = self.in_flight.setdefault(tp, [])
         in_flight.append(batch)
-        in_flight.sort(key=_sequence_of)
+        in_flight.sort(key=_send_order)
 
     # -- responses -----------------------------------------------------------
 
@@ -132,12 +132,12 @@ class IdempotenceState:
         otherwise the broker is waiting for that earlier batch, which a retry will bring."""
         tp = (batch.topic, batch.partition)
         epoch = batch.producer_epoch
-        sequence = batch.base_sequence
+        order = batch.order
         for other in self.stamped.get(tp, ()):
-            if other is not batch and other.producer_epoch == epoch and other.base_sequence < sequence:
+            if other is not batch and other.producer_epoch == epoch and other.order < order:
                 return False
         in_flight = self.in_flight.get(tp)
-        return not in_flight or in_flight[0] is batch or in_flight[0].base_sequence >= sequence
+        return not in_flight or in_flight[0] is batch or in_flight[0].order >= order
 
     def request_bump(self, reason: str, tp: TopicPartition | None = None) -> None:
         """The numbering of ``tp`` (None: of every partition) is no longer reliable:
@@ -200,5 +200,7 @@ class IdempotenceState:
         return True
 
 
-def _sequence_of(batch: ProducerBatch) -> int:
-    return batch.base_sequence
+def _send_order(batch: ProducerBatch) -> tuple[int, int]:
+    # The partition's send order: the order of its sequences, without their wrap
+    # from 2**31 - 1 to 0 (and across an epoch bump, where sequences restart).
+    return batch.order
