@@ -34,7 +34,7 @@ from kprod.net.client import NetworkClient
 from kprod.partitioner import Partitioner, murmur2, partitions_for_keys, resolve_partitioner
 from kprod.producer.accumulator import RecordAccumulator
 from kprod.producer.batch import RecordFuture, SendCallback
-from kprod.producer.fastpath import scan_bytes
+from kprod.producer.fastpath import SendCore, scan_bytes
 from kprod.producer.idempotence import IdempotenceState
 from kprod.producer.memory import MemoryPool
 from kprod.producer.metadata import ClusterMetadata, PartitionInfo
@@ -57,7 +57,7 @@ def _monotonic_ms() -> float:
     return _monotonic() * 1000.0
 
 
-class Producer:
+class Producer(SendCore):
     """A thread-safe Kafka producer.
 
     ``Producer({"bootstrap.servers": "host:9092"})``; ``send()`` returns a
@@ -149,7 +149,12 @@ class Producer:
 
     # -- sending -------------------------------------------------------------------
 
-    def send(
+    # send(topic, value=None, key=None, partition=None, timestamp=None, headers=None, callback=None)
+    # is inherited from SendCore (producer/fastpath.py): the common case (bytes or None key and
+    # value, known topic, room in the open batch) is one compiled call, without a Python frame
+    # when kprod._speedups is built; everything else comes here.
+
+    def _send_python(
         self,
         topic: str | ProducerRecord,
         value: Any = None,
@@ -159,21 +164,7 @@ class Producer:
         headers: Sequence[Header] | None = None,
         callback: SendCallback | None = None,
     ) -> RecordFuture:
-        """Queue one record; returns a future of its :class:`~kprod.RecordMetadata`.
-
-        ``send(ProducerRecord(...), callback=cb)`` or ``send(topic, value, key=...)``.
-        ``callback(metadata, exception)`` runs on the I/O thread once the record
-        is acknowledged or failed; keep it quick. Raises at once for errors
-        before sending: serialization, unknown topic or full buffer after
-        ``max.block.ms``, a record too large, a closed producer.
-        """
-        fast = self._fast_send
-        if fast is not None and headers is None:
-            # bytes/None key and value, known topic, room in the open batch: one compiled
-            # call; anything else returns None and takes the path below.
-            future = fast(topic, value, key, partition, timestamp, None, callback)
-            if future is not None:
-                return future
+        """``send()`` for every record its compiled path does not take (the reference)."""
         if self._closed or self._forked:
             self._raise_unusable()
         if type(topic) is not str:

@@ -14,6 +14,7 @@ missing extension fails: the install there has gcc and must build it.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 import random
@@ -28,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from kprod import Producer, _native
+from kprod import Producer, ProducerRecord, _native
 from kprod.partitioner import _murmur2_py, _partitions_for_keys_py
 from kprod.producer import fastpath
 from kprod.producer.batch import ProducerBatch, RecordFuture
@@ -583,3 +584,93 @@ def test_env_switch_selects_the_pure_python_code() -> None:
     env = dict(os.environ, KPROD_NO_SPEEDUPS="1")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+# -- SendCore: Producer.send without a Python frame ------------------------------------------------
+
+_SEND_CORES = [fastpath._SendCorePy] + ([compiled.SendCore] if compiled is not None else [])
+
+
+def _probe(core: type, fast: Callable[..., Any] | None) -> Any:
+    class Probe(core):  # type: ignore[misc, valid-type]
+        def __init__(self) -> None:
+            self._fast_send = fast
+            self.python_calls: list[tuple[Any, ...]] = []
+
+        def _send_python(self, *args: Any) -> Any:
+            self.python_calls.append(args)
+            return "python path"
+
+    return Probe()
+
+
+SEND_CALLS: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+    (("t",), {}),
+    (("t", b"v"), {}),
+    (("t", b"v", b"k", 2, 123, None, print), {}),
+    (("t",), {"value": b"v", "key": b"k", "partition": 1, "timestamp": 5, "callback": print}),
+    ((), {"topic": "t", "value": b"v"}),
+    (("t", b"v"), {"headers": [("h", b"x")]}),
+    (("t", b"v"), {"headers": None}),
+    ((ProducerRecord("t", b"v"), print), {}),
+]
+
+
+@pytest.mark.parametrize("core", _SEND_CORES, ids=lambda c: c.__module__)
+@pytest.mark.parametrize("call", range(len(SEND_CALLS)))
+def test_send_core_hands_every_call_on_with_send_s_seven_arguments(core: type, call: int) -> None:
+    args, kwargs = SEND_CALLS[call]
+    seen: list[tuple[Any, ...]] = []
+
+    def fast(*record: Any) -> Any:
+        seen.append(record)
+        return None  # "not for me": the Python path follows
+
+    probe = _probe(core, fast)
+    assert probe.send(*args, **kwargs) == "python path"
+    bound = inspect.signature(fastpath._SendCorePy.send).bind(None, *args, **kwargs)
+    bound.apply_defaults()
+    expected = tuple(bound.arguments.values())[1:]
+    assert probe.python_calls == [expected]
+    # The compiled path is asked first, unless there are headers (it never takes them).
+    assert seen == ([] if expected[5] is not None else [expected])
+
+
+@pytest.mark.parametrize("core", _SEND_CORES, ids=lambda c: c.__module__)
+def test_send_core_returns_what_the_compiled_path_queued_without_the_python_path(core: type) -> None:
+    probe = _probe(core, lambda *record: ("queued", record))
+    assert probe.send("t", b"v", key=b"k") == ("queued", ("t", b"v", b"k", None, None, None, None))
+    assert probe.python_calls == []
+    probe._fast_send = None
+    assert probe.send("t", b"v") == "python path"
+
+
+@pytest.mark.parametrize("core", _SEND_CORES, ids=lambda c: c.__module__)
+def test_send_core_raises_the_compiled_path_s_errors(core: type) -> None:
+    def fast(*record: Any) -> Any:
+        raise ValueError("from the compiled path")
+
+    with pytest.raises(ValueError, match="from the compiled path"):
+        _probe(core, fast).send("t", b"v")
+
+
+@pytest.mark.parametrize("core", _SEND_CORES, ids=lambda c: c.__module__)
+@pytest.mark.parametrize(("args", "kwargs", "names"), [
+    ((), {}, "topic"),
+    (("t",), {"vlue": b"v"}, "vlue"),
+    (("t", b"v"), {"value": b"w"}, "value"),
+    (("t", 1, 2, 3, 4, 5, 6, 7), {}, "positional"),
+])
+def test_send_core_rejects_what_send_s_signature_rejects(core: type, args: tuple[Any, ...], kwargs: dict[str, Any],
+                                                          names: str) -> None:
+    probe = _probe(core, lambda *record: pytest.fail("must not be called"))
+    with pytest.raises(TypeError, match=names):
+        probe.send(*args, **kwargs)
+    assert probe.python_calls == []
+
+
+def test_producer_send_is_the_compiled_core_when_built() -> None:
+    expected = compiled.SendCore if _native.speedups is not None else fastpath._SendCorePy  # type: ignore[union-attr]
+    assert Producer.__mro__[1] is expected
+    assert list(inspect.signature(Producer.send).parameters) == [
+        "self", "topic", "value", "key", "partition", "timestamp", "headers", "callback"]

@@ -11,12 +11,12 @@ and results.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kprod import _native
 from kprod.producer.batch import ProducerBatch, RecordFuture
 
-__all__ = ["RECORD_OVERHEAD", "REASON_DONE", "REASON_NEED_BATCH", "REASON_STICKY", "REASON_FULL",
+__all__ = ["RECORD_OVERHEAD", "SendCore", "REASON_DONE", "REASON_NEED_BATCH", "REASON_STICKY", "REASON_FULL",
            "append_many", "append_record", "record_estimate", "scan_bytes"]
 
 #: Upper bound of a record's framing bytes beyond key, value and headers
@@ -143,3 +143,52 @@ else:
     append_many = _append_many_py
     scan_bytes = _scan_bytes_py
 
+
+
+class _SendCorePy:
+    """The base class of ``kprod.Producer``: its ``send()``, first step.
+
+    The common case (a topic, no headers) goes to the producer's compiled
+    ``SendPath`` (``_fast_send``); anything else, or a record that path does not
+    take, to ``_send_python``, the reference. ``kprod._speedups.SendCore`` is the
+    compiled twin, which spares ``send()`` its Python frame.
+    """
+
+    _fast_send: Callable[..., RecordFuture | None] | None = None
+
+    def send(
+        self,
+        topic: Any,
+        value: Any = None,
+        key: Any = None,
+        partition: int | None = None,
+        timestamp: int | None = None,
+        headers: Any = None,
+        callback: Callable[..., Any] | None = None,
+    ) -> RecordFuture:
+        """Queue one record; returns a future of its RecordMetadata.
+
+        ``send(ProducerRecord(...), callback=cb)`` or ``send(topic, value, key=...)``.
+        ``callback(metadata, exception)`` runs on the I/O thread once the record
+        is acknowledged or failed; keep it quick. Raises at once for errors
+        before sending: serialization, unknown topic or full buffer after
+        ``max.block.ms``, a record too large, a closed producer.
+        """
+        fast = self._fast_send
+        if fast is not None and headers is None:
+            future = fast(topic, value, key, partition, timestamp, None, callback)
+            if future is not None:
+                return future
+        return self._send_python(topic, value, key, partition, timestamp, headers, callback)
+
+    def _send_python(
+        self, topic: Any, value: Any, key: Any, partition: int | None, timestamp: int | None, headers: Any,
+        callback: Callable[..., Any] | None,
+    ) -> RecordFuture:
+        raise NotImplementedError
+
+
+if TYPE_CHECKING:
+    SendCore = _SendCorePy
+else:
+    SendCore = getattr(_speedups, "SendCore", _SendCorePy)
