@@ -167,65 +167,67 @@ class Producer(SendCore):
         """``send()`` for every record its compiled path does not take (the reference)."""
         if self._closed or self._forked:
             self._raise_unusable()
-        if type(topic) is not str:
-            if isinstance(topic, ProducerRecord):
-                if callback is None and value is not None and callable(value):
-                    callback, value = value, None  # send(record, cb) positional form
-                topic, value, key, partition, timestamp, headers = topic
-            else:
-                raise TypeError(
-                    f"send() takes a topic name (str) or a ProducerRecord, not {type(topic).__name__}."
-                )
+        name: str
+        if type(topic) is str:
+            name = topic
+        elif isinstance(topic, ProducerRecord):
+            if callback is None and value is not None and callable(value):
+                callback, value = value, None  # send(record, cb) positional form
+            name, value, key, partition, timestamp, headers = topic
+        else:
+            raise TypeError(
+                f"send() takes a topic name (str) or a ProducerRecord, not {type(topic).__name__}."
+            )
         if self._interceptors:
-            topic, value, key, partition, timestamp, headers, callback = self._intercept(
-                topic, value, key, partition, timestamp, headers, callback
+            name, value, key, partition, timestamp, headers, callback = self._intercept(
+                name, value, key, partition, timestamp, headers, callback
             )
         metadata = self._metadata
-        num_partitions = metadata.partition_counts.get(topic)
+        num_partitions = metadata.partition_counts.get(name)
         if num_partitions is None:
-            num_partitions = self._wait_for_topic(topic)
+            num_partitions = self._wait_for_topic(name)
 
         if self._key_is_bytes and (key is None or type(key) is bytes):
             key_bytes = key
         else:
-            key_bytes = self._serialize(self._key_serializer, topic, key, "key")
+            key_bytes = self._serialize(self._key_serializer, name, key, "key")
         if self._value_is_bytes and (value is None or type(value) is bytes):
             value_bytes = value
         else:
-            value_bytes = self._serialize(self._value_serializer, topic, value, "value")
+            value_bytes = self._serialize(self._value_serializer, name, value, "value")
 
         if partition is None:
             if self._partitioner is not None:
-                partition = self._custom_partition(topic, key, key_bytes, value, value_bytes, num_partitions)
+                partition = self._custom_partition(name, key, key_bytes, value, value_bytes, num_partitions)
             elif key_bytes is not None and not self._ignore_keys:
                 partition = (murmur2(key_bytes) & 0x7FFFFFFF) % num_partitions
             else:
                 partition = -1
         elif type(partition) is not int or not 0 <= partition < num_partitions:
-            raise _bad_partition(topic, partition, num_partitions)
+            raise _bad_partition(name, partition, num_partitions)
 
         if timestamp is None:
             timestamp = _time_ns() // 1_000_000
         elif type(timestamp) is not int or timestamp < 0:
             raise ValueError(
-                f"Invalid timestamp {timestamp!r} for a record to {topic}: "
+                f"Invalid timestamp {timestamp!r} for a record to {name}: "
                 "give milliseconds since the epoch as a non-negative int, or None for now."
             )
         if headers is not None:
-            headers = _check_headers(topic, headers)
+            headers = _check_headers(name, headers)
 
         size = (len(key_bytes) if key_bytes else 0) + (len(value_bytes) if value_bytes else 0)
         if size + BATCH_HEADER_SIZE > self._max_request_size or size > self._buffer_memory:
-            self._raise_too_large(topic, size)
+            self._raise_too_large(name, size)
         append_path = self._append_path
         if append_path is not None:
-            future = append_path(topic, value_bytes, key_bytes, None if partition < 0 else partition, timestamp,
+            future = append_path(name, value_bytes, key_bytes, None if partition < 0 else partition, timestamp,
                                  headers, callback)
             if future is not None:
                 return future
         return self._accumulator.append(
-            topic, partition, timestamp, key_bytes, value_bytes, headers, callback,
-            num_partitions, metadata.available.get(topic), self._max_block_ms,
+            name, partition, timestamp, key_bytes, value_bytes, headers, callback,
+            num_partitions, metadata.available.get(name), self._max_block_ms,
         )
 
     def send_many(

@@ -232,13 +232,13 @@ class _FixedWidthSerializer:
     def serialize(self, topic: str, data: Any) -> bytes | None:
         if type(data) is int:
             if self._low <= data <= self._high:
-                return self._pack(data)
+                return type(self)._pack(data)
         elif data is None:
             return None
         elif isinstance(data, int) and not isinstance(data, bool):
             data = int(data)
             if self._low <= data <= self._high:
-                return self._pack(data)
+                return type(self)._pack(data)
         else:
             raise _rejected(type(self).__name__, topic, "an int or None", _type_of(data))
         raise _rejected(
@@ -295,7 +295,7 @@ class _FloatingSerializer:
             isinstance(data, (float, int)) and not isinstance(data, bool)
         ):
             try:
-                return self._pack(data)
+                return type(self)._pack(data)
             except (OverflowError, struct.error) as exc:
                 raise _rejected(
                     type(self).__name__,

@@ -119,12 +119,13 @@ def _set_topic_key(config: TopicConfig, key: str, value: Any, kind: str) -> Topi
         text = str(value).strip()
         if text not in _TIMESTAMP_TYPES:
             raise ClusterError(f"{kind} config {key}={value!r} must be {CREATE_TIME!r} or {LOG_APPEND_TIME!r}.")
-        return replace(config, **{field: text})
-    if key == "retention.bytes":
-        number = _as_int(kind, key, value, -1)
-        return replace(config, **{field: number})
-    minimum = 1 if key == "min.insync.replicas" else 0
-    return replace(config, **{field: _as_int(kind, key, value, minimum)})
+        changes: dict[str, Any] = {field: text}
+    elif key == "retention.bytes":
+        changes = {field: _as_int(kind, key, value, -1)}
+    else:
+        minimum = 1 if key == "min.insync.replicas" else 0
+        changes = {field: _as_int(kind, key, value, minimum)}
+    return replace(config, **changes)
 
 
 def parse_topic_config(values: Mapping[str, Any] | None, defaults: TopicConfig) -> TopicConfig:

@@ -79,13 +79,13 @@ class EmbeddedCluster:
         if self._backend is not None:
             raise ClusterError("The embedded cluster is already started.")
         if self.process:
-            backend = ProcessBackend(self._options)
-            self._brokers = backend.brokers
+            process = ProcessBackend(self._options)
+            self._brokers = process.brokers
+            self._backend = process
         else:
             core = ClusterCore(**self._options)
             self._brokers = core.start()
-            backend = core
-        self._backend = backend
+            self._backend = core
         return self
 
     def stop(self) -> None:

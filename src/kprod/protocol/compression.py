@@ -27,7 +27,7 @@ from __future__ import annotations
 import struct
 import threading
 import zlib
-from typing import Final
+from typing import Any, Final
 
 import cramjam
 import zstandard
@@ -186,7 +186,7 @@ _unpack_be_i32 = struct.Struct(">i").unpack_from
 
 def _snappy_xerial_compress(data: Buffer) -> bytes:
     view = memoryview(data)
-    parts: list[Buffer] = [_XERIAL_HEADER]
+    parts: list[Any] = [_XERIAL_HEADER]  # bytes and cramjam's Buffer objects
     for start in range(0, len(view), _XERIAL_BLOCK):
         block = cramjam.snappy.compress_raw(view[start : start + _XERIAL_BLOCK])
         parts.append(_pack_be_i32(len(block)))
@@ -237,7 +237,7 @@ _pack_le_u32 = struct.Struct("<I").pack
 def _lz4_frame_fast(data: Buffer) -> bytes:
     """The frame Java writes at its default level: fast compressor, FLG 0x60, BD 0x40."""
     view = memoryview(data)
-    parts: list[Buffer] = [_LZ4_HEADER]
+    parts: list[Any] = [_LZ4_HEADER]  # bytes, memoryview slices and cramjam's Buffer objects
     for start in range(0, len(view), _LZ4_BLOCK):
         chunk = view[start : start + _LZ4_BLOCK]
         block = cramjam.lz4.compress_block(chunk, store_size=False)

@@ -100,27 +100,27 @@ def response_module(api_key: int, version: int) -> ModuleType:
 
 
 @cache
-def _writer(entity_type: type[Any]) -> Callable[[Any, Any], None]:
+def _writer(entity_type: type) -> Callable[[Any, Any], None]:
     return entity_writer(entity_type)  # type: ignore[no-any-return]
 
 
 @cache
-def _reader(entity_type: type[Any]) -> Callable[[Any, int], tuple[Any, int]]:
+def _reader(entity_type: type) -> Callable[[Any, int], tuple[Any, int]]:
     return entity_reader(entity_type)  # type: ignore[no-any-return]
 
 
 def write_entity(buffer: io.BytesIO, entity: Any) -> None:
     """Append ``entity``'s wire bytes to ``buffer``."""
-    _writer(type(entity))(buffer, entity)
+    _writer(type(entity))(buffer, entity)  # type: ignore[arg-type]  # classes are hashable; mypy says no for type[Any]
 
 
 def encode_entity(entity: Any) -> bytes:
     """The wire bytes of one kio entity (header or body)."""
     buffer = io.BytesIO()
-    _writer(type(entity))(buffer, entity)
+    _writer(type(entity))(buffer, entity)  # type: ignore[arg-type]  # classes are hashable; mypy says no for type[Any]
     return buffer.getvalue()
 
 
 def decode_entity(entity_type: type[Any], data: bytes | memoryview, offset: int = 0) -> tuple[Any, int]:
     """Read one entity of ``entity_type`` from ``data`` at ``offset``: (entity, bytes used)."""
-    return _reader(entity_type)(data, offset)
+    return _reader(entity_type)(data, offset)  # type: ignore[arg-type]  # classes are hashable; mypy says no for type[Any]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 import sys
 from collections.abc import Iterator, Sequence
-from typing import Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 from crc32c import crc32c as _crc32c
 
@@ -235,10 +235,13 @@ class _RecordsCore:
         return added
 
 
-_Core: type[_RecordsCore] = _native.speedups.RecordsCore if _native.speedups is not None else _RecordsCore
+if TYPE_CHECKING:
+    _Core = _RecordsCore
+else:
+    _Core = _native.speedups.RecordsCore if _native.speedups is not None else _RecordsCore
 
 
-class RecordBatchBuilder(_Core):  # type: ignore[valid-type,misc]
+class RecordBatchBuilder(_Core):
     """Accumulates records of one batch, then builds its wire bytes.
 
     ``append`` encodes each record straight into one buffer (compiled when
