@@ -350,8 +350,8 @@ class Producer(SendCore):
             while pending:
                 batch = pending.pop()
                 if deadline is None:
-                    batch.event.wait()
-                elif not batch.event.wait(max(0.0, deadline - _monotonic())):
+                    batch.wait()
+                elif not batch.wait(max(0.0, deadline - _monotonic())):
                     raise KafkaTimeoutError(
                         f"flush() timed out after {timeout}s with records still pending; "
                         "they stay queued and will still be delivered or failed."
