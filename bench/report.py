@@ -133,7 +133,8 @@ def markdown_report(summary: dict[str, Any], descriptions: dict[str, str], meta:
     parts = [
         f"Run {meta['date']} on {meta['machine']}; {meta['broker']}; {meta['records']:,} measured records "
         f"after {meta['warmup']:,} warm-up, {meta['rounds']} round(s), replication factor "
-        f"{meta['replication_factor']}; load average {meta['load_before']} before, {meta['load_after']} after.",
+        f"{meta['replication_factor']}; brokers warmed with {meta.get('broker_warmup', 0):,} records first"
+        f"; load average {meta['load_before']} before, {meta['load_after']} after.",
         "",
         "Versions: " + ", ".join(f"{client} {version}" for client, version in meta.get("versions", {}).items()) + ".",
         "",

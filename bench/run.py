@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[dict[str, Any]] = []
     try:
         print(f"# {broker.description}; bootstrap {broker.bootstrap}", flush=True)
+        _warm_brokers(broker, configs[0], clients, args, java)
         for config in configs:
             warmup = _warmup(args, config)
             for round_index in range(args.rounds):
@@ -72,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         "broker": broker.description,
         "records": args.records,
         "warmup": _warmup(args, configs[0]),
+        "broker_warmup": args.broker_warmup,
         "rounds": args.rounds,
         "replication_factor": args.replication_factor,
         "latency_every": args.latency_every,
@@ -103,6 +105,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=None,
                         help="records sent and acknowledged before measuring (default records/20)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (3)")
+    parser.add_argument("--broker-warmup", type=int, default=2_000_000,
+                        help="records sent through the brokers before the first measured run, so a "
+                             "freshly started JVM is warm (2000000; 0 to skip)")
     parser.add_argument("--order", choices=("rotate", "shuffle"), default="rotate",
                         help="client order per round: rotate by one each round, or shuffle (seeded)")
     parser.add_argument("--replication-factor", type=int, default=1,
@@ -129,6 +134,29 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 def _warmup(args: argparse.Namespace, config: BenchConfig) -> int:
     """Warm-up records: --warmup, or a twentieth of the measured ones (at least one per partition)."""
     return args.warmup if args.warmup is not None else max(config.partitions, args.records // 20)
+
+
+def _warm_brokers(broker: Broker, config: BenchConfig, clients: list[str], args: argparse.Namespace,
+                  java: dict[str, str]) -> None:
+    """Send --broker-warmup records through the brokers before anything is measured.
+
+    A broker that has just started is slow until its JIT has compiled the produce path, and
+    without this the first runs of the first configuration paid for it (in one run the first
+    client measured reached half its rate of the later rounds). Unmeasured; any client will do,
+    so the fastest at hand is used.
+    """
+    if args.broker_warmup <= 0:
+        return
+    warmer = next((c for c in ("confluent", "kprod_bulk", "kprod_send") if c in clients), clients[0])
+    records = args.records
+    args.records = args.broker_warmup
+    try:
+        run = _run_one(broker, config, warmer, 0, 0, args, config.partitions, java)
+    finally:
+        args.records = records
+    rate = f"{run['records_per_s']:,.0f} rec/s" if run.get("records_per_s") else run.get("reason", "")
+    print(f"# broker warm-up: {args.broker_warmup:,} records with {warmer} ({run['status']}; {rate}), not measured",
+          flush=True)
 
 
 def _order(clients: list[str], round_index: int, how: str, seed: int) -> list[str]:
