@@ -148,12 +148,7 @@ def _warm_brokers(broker: Broker, config: BenchConfig, clients: list[str], args:
     if args.broker_warmup <= 0:
         return
     warmer = next((c for c in ("confluent", "kprod_bulk", "kprod_send") if c in clients), clients[0])
-    records = args.records
-    args.records = args.broker_warmup
-    try:
-        run = _run_one(broker, config, warmer, 0, 0, args, config.partitions, java)
-    finally:
-        args.records = records
+    run = _run_one(broker, config, warmer, 0, 0, args, config.partitions, java, records=args.broker_warmup)
     rate = f"{run['records_per_s']:,.0f} rec/s" if run.get("records_per_s") else run.get("reason", "")
     print(f"# broker warm-up: {args.broker_warmup:,} records with {warmer} ({run['status']}; {rate}), not measured",
           flush=True)
@@ -187,7 +182,8 @@ def _java_setup() -> dict[str, str]:
 
 
 def _run_one(broker: Broker, config: BenchConfig, client: str, round_index: int, position: int,
-             args: argparse.Namespace, warmup: int, java: dict[str, str]) -> dict[str, Any]:
+             args: argparse.Namespace, warmup: int, java: dict[str, str], records: int | None = None) -> dict[str, Any]:
+    records = args.records if records is None else records
     run: dict[str, Any] = {"config": config.name, "client": client, "round": round_index + 1,
                            "position": position + 1, "status": "failed", "reason": "", "load": _load()[0]}
     if client == "java" and not java:
@@ -198,7 +194,7 @@ def _run_one(broker: Broker, config: BenchConfig, client: str, round_index: int,
     try:
         spec = {
             "bootstrap": broker.bootstrap, "topic": topic, "partitions": config.partitions,
-            "records": args.records, "warmup": warmup, "record_size": config.record_size,
+            "records": records, "warmup": warmup, "record_size": config.record_size,
             "key_size": config.key_size, "acks": config.acks, "idempotence": config.idempotence,
             "linger_ms": config.linger_ms, "batch_size": config.batch_size,
             "compression": config.compression, "latency_every": args.latency_every,
@@ -216,7 +212,7 @@ def _run_one(broker: Broker, config: BenchConfig, client: str, round_index: int,
         expected = result["sent_total"]
         stored = _settled_count(broker, topic, config.partitions, expected)
         run["stored"] = stored
-        _fill_figures(run, result, config, args.records)
+        _fill_figures(run, result, config, records)
         if result["errors"]:
             run["reason"] = f"{result['errors']} errors seen by the client; first: {result.get('first_error', '')}"
         elif stored != expected:

@@ -31,6 +31,11 @@ _ERR_HUP = 0x8 | 0x10
 _MAX_EVENTS = 256
 
 
+def _bits(mask: int) -> int:
+    """READ/WRITE of an epoll event mask; an error or hang-up counts as both."""
+    return (mask & (READ | WRITE)) | (READ | WRITE if mask & _ERR_HUP else 0)
+
+
 class Poller(Protocol):
     def register(self, fd: int, events: int) -> None: ...
     def modify(self, fd: int, events: int) -> None: ...
@@ -66,7 +71,7 @@ class EpollPoller:
         # epoll rounds down; round up so a 0.4 ms timer does not spin at 0.
         timeout = -1 if timeout_ms < 0 else int(timeout_ms) + (timeout_ms % 1 > 0)
         events = self._wait(self._fd, timeout, _MAX_EVENTS)
-        return [(fd, (mask & 0x5) | (READ | WRITE if mask & _ERR_HUP else 0)) for fd, mask in events]
+        return [(fd, _bits(mask)) for fd, mask in events]
 
     def close(self) -> None:
         self._epoll.close()
@@ -99,7 +104,7 @@ class SelectorPoller:
 
     def poll(self, timeout_ms: float) -> list[tuple[int, int]]:
         if self._nowait is not None:
-            ready = [(fd, (ev & 0x5) | (READ | WRITE if ev & _ERR_HUP else 0)) for fd, ev in self._nowait.poll()]
+            ready = [(fd, _bits(mask)) for fd, mask in self._nowait.poll()]
             if ready or timeout_ms <= 0:
                 return ready
         return [

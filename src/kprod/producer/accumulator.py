@@ -481,7 +481,7 @@ class RecordAccumulator:
                         queue.clear()
                         queue.extend(keep)
                     if queue:
-                        next_expiry = min(next_expiry, min(b.created_ms for b in queue) + limit)
+                        next_expiry = min(next_expiry, queue[0].created_ms + limit)
             self._next_expiry_ms = next_expiry
         return expired
 
