@@ -73,7 +73,7 @@ def test_an_expired_batch_leaves_its_partition_unresolved_until_later_retries_an
     it in a new epoch would have written it twice). If not, OUT_OF_ORDER_SEQUENCE_NUMBER
     shows the gap: the epoch is bumped and the batch delivered as sequence 0."""
     h = Harness(delivery_timeout_ms=5000, request_timeout_ms=1000, retry_backoff_ms=100, retry_backoff_max_ms=100)
-    h.start()
+    h.start(established=True)
     (expired,), a = h.produce_one(0, b"a")
     h.step(1000)
     (kept,), b = h.produce_one(0, b"b")
@@ -149,7 +149,7 @@ def test_sequence_order_holds_across_the_wrap_from_max_to_zero() -> None:
     from tests.unit.test_sender import NOT_ENOUGH_REPLICAS
 
     h = Harness()
-    h.start()
+    h.start(established=True)
     assert h.idem is not None
     h.idem.next_sequence[("t", 0)] = MAX_SEQUENCE - 1
     _, a = h.produce_one(0, b"a1", b"a2", b"a3")  # sequences 2**31 - 2, 2**31 - 1, 0
@@ -168,3 +168,44 @@ def test_sequence_order_holds_across_the_wrap_from_max_to_zero() -> None:
     h.step()
     retry_b = h.net.produces()[-1]
     assert stamp(retry_b) == stamp(b) and values(retry_b) == [b"b1"]
+
+
+def test_a_partition_takes_one_batch_at_a_time_until_the_broker_holds_the_producers_state() -> None:
+    """A broker with no state for this producer on a partition takes any sequence as the
+    first. Found on real Kafka: the first batch of a new topic's partition was refused as
+    not ready yet, the pipelined second one was written, the retried first came back
+    OUT_OF_ORDER_SEQUENCE_NUMBER, and after the epoch bump it landed after the second.
+    So until a partition's first acknowledgement, its batches go one at a time."""
+    from tests.unit.test_sender import NOT_ENOUGH_REPLICAS
+
+    h = Harness(retry_backoff_ms=100, retry_backoff_max_ms=100)
+    h.start()
+    (first,), a = h.produce_one(0, b"first")
+    (second,) = h.send(0, b"second")
+    h.step()
+    h.step()
+    assert h.net.produces() == [a], "nothing else for partition 0 while its first batch is unanswered"
+    answer_produce(h, a, NOT_ENOUGH_REPLICAS)  # e.g. a partition not ready yet
+    h.step()
+    h.step(100)
+    h.step()
+    retry = h.net.produces()[-1]
+    assert values(retry) == [b"first"] and stamp(retry) == [(0, PID, 0, 0, 1)] and len(h.net.produces()) == 2
+    answer_produce(h, retry, base_offset=0)
+    h.step()
+    h.step()
+    follow = h.net.produces()[-1]
+    assert values(follow) == [b"second"] and stamp(follow) == [(0, PID, 0, 1, 1)]
+    # Acknowledged once: the partition's batches are pipelined from now on.
+    later = h.send(0, b"third")
+    h.step()
+    h.step()
+    h.send(0, b"fourth")
+    h.step()
+    h.step()
+    assert [values(s) for s in h.net.produces()[-3:]] == [[b"second"], [b"third"], [b"fourth"]]
+    for offset, sent in enumerate(h.net.produces()[-3:], start=1):
+        answer_produce(h, sent, base_offset=offset)
+    h.step()
+    assert [f.result(0).offset for f in (first, second, *later)] == [0, 1, 2]
+    assert h.idem is not None and h.idem.producer_epoch == 0 and not h.idem.bump_needed

@@ -256,8 +256,14 @@ class Harness:
         self.clock.now += ms
         self.sender.run_once(self.clock.now)
 
-    def start(self, *, producer_id: int = PID) -> None:
-        """Bootstrap: answer InitProducerId (if idempotent) and Metadata."""
+    def start(self, *, producer_id: int = PID, established: bool = False) -> None:
+        """Bootstrap: answer InitProducerId (if idempotent) and Metadata.
+
+        ``established``: the brokers already hold this producer's state for every partition
+        (as once a batch there was acknowledged), so batches of a partition may be pipelined
+        from the first one; otherwise each partition takes one batch at a time until its
+        first acknowledgement.
+        """
         self.step()
         if self.idem is not None:
             (init,) = self.net.waiting(ApiKey.INIT_PRODUCER_ID)
@@ -268,6 +274,8 @@ class Harness:
         self.step()
         assert self.metadata.leaders[T] == tuple(self.leaders)
         assert self.idem is None or (self.idem.producer_id, self.idem.producer_epoch) == (producer_id, 0)
+        if established and self.idem is not None:
+            self.idem.established.update((T, partition) for partition in range(len(self.leaders)))
 
     def send(self, partition: int, *values: bytes, tag: str | None = None) -> list[Any]:
         futures = []
@@ -387,7 +395,7 @@ def test_a_broker_without_init_producer_id_fails_records_clearly() -> None:
 
 def test_sequences_are_per_partition_and_wrap_at_int32_max() -> None:
     h = Harness()
-    h.start()
+    h.start(established=True)
     _, a = h.produce_one(0, b"1", b"2", b"3")
     _, b = h.produce_one(0, b"4", b"5")
     _, c = h.produce_one(1, b"6")
@@ -404,7 +412,7 @@ def test_sequences_are_per_partition_and_wrap_at_int32_max() -> None:
 
 def test_at_most_max_in_flight_requests_per_connection() -> None:
     h = Harness(max_in_flight=2)
-    h.start()
+    h.start(established=True)
     h.produce_one(0, b"1")
     h.produce_one(0, b"2")
     h.send(0, b"3")
@@ -571,7 +579,7 @@ def test_an_in_flight_batch_expires_and_its_late_response_changes_nothing() -> N
 
 def test_retried_batches_are_resent_in_sequence_order_one_at_a_time_and_never_overtaken() -> None:
     h = Harness()
-    h.start()
+    h.start(established=True)
     fa, a = h.produce_one(0, b"a1", b"a2")
     fb, b = h.produce_one(0, b"b1", b"b2")
     fc, c = h.produce_one(0, b"c1", b"c2")
@@ -622,7 +630,7 @@ def test_duplicate_sequence_number_counts_as_success() -> None:
 
 def test_out_of_order_for_the_first_in_flight_batch_bumps_the_epoch_and_resets_sequences() -> None:
     h = Harness()
-    h.start()
+    h.start(established=True)
     fa, a = h.produce_one(0, b"a")
     fb, b = h.produce_one(0, b"b")
     _, other = h.produce_one(1, b"other")
@@ -655,7 +663,7 @@ def test_out_of_order_for_the_first_in_flight_batch_bumps_the_epoch_and_resets_s
 
 def test_out_of_order_for_a_later_batch_is_retried_without_a_bump() -> None:
     h = Harness()
-    h.start()
+    h.start(established=True)
     fa, a = h.produce_one(0, b"a")
     fb, b = h.produce_one(0, b"b")
     answer_produce(h, b, OUT_OF_ORDER_SEQUENCE_NUMBER)  # b's answer overtakes a's
@@ -726,7 +734,7 @@ def test_a_failed_batch_with_a_sequence_leads_to_a_bump_and_later_sends_work() -
 
 def test_message_too_large_splits_the_batch_and_keeps_record_order() -> None:
     h = Harness()
-    h.start()
+    h.start(established=True)
     futures = h.send(0, b"r0", b"r1", b"r2", b"r3", b"r4", tag="split")
     h.step()
     (sent,) = h.net.produces()

@@ -48,6 +48,9 @@ class IdempotenceState:
         # In-flight batches with sequences, per partition, in sequence order.
         self.in_flight: dict[TopicPartition, list[ProducerBatch]] = {}
         self.last_acked: dict[TopicPartition, int] = {}
+        # Partitions where a batch of this producer id was acknowledged: the broker holds
+        # the producer's state there and checks every sequence against it.
+        self.established: set[TopicPartition] = set()
         self.bump_needed = False
         # Partitions to renumber at the next bump; None: every partition.
         self.rewrite: set[TopicPartition] | None = set()
@@ -67,6 +70,7 @@ class IdempotenceState:
         self.producer_epoch = epoch
         self.next_sequence.clear()
         self.last_acked.clear()
+        self.established.clear()
         self.bump_needed = False
         log.info("Producer id %d, epoch %d", producer_id, epoch)
 
@@ -81,9 +85,16 @@ class IdempotenceState:
             # A new batch (current epoch) waits for the partition's older-epoch batches (the
             # broker would fence them once it has seen the new epoch) and for an unresolved
             # sequence to be settled.
-            if self.unresolved and (batch.topic, batch.partition) in self.unresolved:
+            tp = (batch.topic, batch.partition)
+            if self.unresolved and tp in self.unresolved:
                 return False
-            return not in_flight or in_flight[0].producer_epoch == self.producer_epoch
+            if not in_flight:
+                return True
+            # Until the broker holds this producer's state for the partition, one batch at a
+            # time: without state it takes any sequence as the first, so were the first batch
+            # refused (a partition not ready yet) and the second written, the first would come
+            # back OUT_OF_ORDER_SEQUENCE_NUMBER and the partition's records out of order.
+            return in_flight[0].producer_epoch == self.producer_epoch and tp in self.established
         # A retried batch waits until every earlier batch has been resolved.
         return not in_flight or in_flight[0].order >= batch.order
 
@@ -125,6 +136,7 @@ class IdempotenceState:
                     del self.stamped[tp]
         if acked:
             self.last_acked[tp] = (batch.base_sequence + batch.record_count - 1) & MAX_SEQUENCE
+            self.established.add(tp)
 
     def is_oldest_unresolved(self, batch: ProducerBatch) -> bool:
         """No earlier batch of the partition is still unresolved: neither in flight nor
