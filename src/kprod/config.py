@@ -14,9 +14,10 @@ parsed, typed value.
 Keys fall in three groups (``Support``):
 
 * supported: kprod implements them;
-* ignored: the metrics keys (``metrics.*``, ``enable.metrics.push``). kprod has
-  no metrics subsystem yet; since metrics never change what is delivered, these
-  are validated and accepted so Java properties files load unchanged;
+* ignored: ``enable.metrics.push`` (KIP-714 pushing of client metrics to the
+  brokers) and ``metrics.context.*``; since they never change what is
+  delivered, they are validated and accepted so Java properties files load
+  unchanged;
 * unsupported: TLS, SASL and the other keys kprod does not implement yet.
   Leaving them at their default is fine; any other value raises ``ConfigError``
   rather than silently connecting without the security the user asked for.
@@ -587,21 +588,27 @@ PRODUCER_CONFIG: tuple[ConfigKey, ...] = (
     _k("transaction.timeout.ms", _I, 60000, _LOW,
        "How long the coordinator waits for a transaction to finish before aborting it.",
        Range(1)),
-    # -- accepted and ignored: metrics
+    # -- metrics
     _k("metrics.sample.window.ms", _L, 30000, _LOW,
-       "Window over which a metrics sample is computed (accepted, no effect in kprod).",
-       _AT_LEAST_0, _IGNORED),
+       "Window of one metrics sample; rates and averages cover metrics.num.samples such windows.",
+       Range(1)),
     _k("metrics.num.samples", _I, 2, _LOW,
-       "Samples kept per metric (accepted, no effect in kprod).", Range(1), _IGNORED),
+       "Samples (windows) kept per rate, average and maximum.", Range(1)),
     _k("metrics.recording.level", _S, "INFO", _LOW,
-       "Most detailed metrics level recorded (accepted, no effect in kprod).",
-       OneOf(("INFO", "DEBUG", "TRACE")), _IGNORED),
+       "Most detailed metrics level recorded; every kprod metric is at INFO, so all are recorded.",
+       OneOf(("INFO", "DEBUG", "TRACE"))),
+    _k("metric.reporters", ConfigType.PLUGIN_LIST, ("org.apache.kafka.common.metrics.JmxReporter",),
+       _LOW, "Metrics reporters (objects, classes or dotted names with init/metric_change/"
+       "metric_removal/close); Java's JmxReporter is accepted and does nothing."),
+    _k("statistics.interval.ms", _L, 0, _LOW,
+       "Call stats.callback with a snapshot of every metric this often (librdkafka's key); 0: never.",
+       _AT_LEAST_0),
+    _k("stats.callback", ConfigType.PLUGIN, None, _LOW,
+       "Called with the metrics snapshot (a dict) every statistics.interval.ms, on the I/O thread"
+       " (kprod's counterpart of confluent-kafka's stats_cb)."),
     _k("enable.metrics.push", _B, True, _LOW,
        "Push client metrics to brokers that subscribe to them (accepted, no effect in kprod).",
        None, _IGNORED),
-    _k("metric.reporters", ConfigType.LIST, ("org.apache.kafka.common.metrics.JmxReporter",),
-       _LOW, "Java metrics reporter classes; only the default JMX reporter or none is accepted.",
-       None, _UNSUPPORTED, tolerated=((),)),
     # -- not supported yet
     _unsupported("security.providers", _S, None,
                  "Java security provider creators for TLS/SASL."),
