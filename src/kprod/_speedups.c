@@ -1060,7 +1060,7 @@ typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
     PyObject *accumulator;     /* for .closed */
-    PyObject *queues;          /* accumulator._queues: topic -> list of deques of batches */
+    PyObject *queues;          /* accumulator._partitions: topic -> list of PartitionState (.queue: deque) */
     PyObject *acquire, *release; /* the accumulator lock's methods */
     PyObject *sticky_current;  /* StickyPartitioner._current: topic -> partition */
     PyObject *sticky_produced; /* StickyPartitioner._produced: topic -> bytes */
@@ -1075,7 +1075,7 @@ typedef struct {
     int keyed;                 /* not partitioner.ignore.keys */
 } SendPath;
 
-static PyObject *str_closed, *str_partition_counts, *str_available;
+static PyObject *str_closed, *str_partition_counts, *str_available, *str_queue;
 
 static int sendpath_traverse(SendPath *self, visitproc visit, void *arg)
 {
@@ -1177,14 +1177,18 @@ static PyObject *open_batch(SendPath *self, PyObject *topic, long partition)
     PyObject *queues = PyDict_GetItemWithError(self->queues, topic);
     if (queues == NULL || !PyList_Check(queues) || partition >= PyList_GET_SIZE(queues))
         return NULL;
-    PyObject *queue = PyList_GET_ITEM(queues, partition);
+    PyObject *queue = PyObject_GetAttr(PyList_GET_ITEM(queues, partition), str_queue);
+    if (queue == NULL)
+        return NULL;
     Py_ssize_t length = PySequence_Length(queue);
     if (length <= 0) {
         if (length < 0)
             PyErr_Clear();
+        Py_DECREF(queue);
         return NULL;
     }
     PyObject *batch = PySequence_GetItem(queue, length - 1);
+    Py_DECREF(queue);
     if (batch == NULL)
         return NULL;
     PyObject *full = PyObject_GetAttr(batch, str_full);
@@ -1614,9 +1618,10 @@ PyMODINIT_FUNC PyInit__speedups(void)
     if (str_send_python == NULL)
         return NULL;
     str_closed = PyUnicode_InternFromString("closed");
+    str_queue = PyUnicode_InternFromString("queue");
     str_partition_counts = PyUnicode_InternFromString("partition_counts");
     str_available = PyUnicode_InternFromString("available");
-    if (!str_closed || !str_partition_counts || !str_available)
+    if (!str_closed || !str_queue || !str_partition_counts || !str_available)
         return NULL;
     str_builder = PyUnicode_InternFromString("builder");
     str_futures = PyUnicode_InternFromString("futures");
