@@ -335,6 +335,7 @@ typedef struct {
     Py_ssize_t count;
     Py_ssize_t size; /* 61-byte header + records */
     Py_ssize_t max_size;
+    Py_ssize_t max_record; /* largest record appended (bytes with its length), for metrics */
     int has_base;
 } RecordsCore;
 
@@ -363,6 +364,7 @@ static int records_init(RecordsCore *self, PyObject *args, PyObject *kwds)
             return -1;
         self->has_base = 1;
     }
+    self->max_record = 0;
     if (max_size == Py_None) {
         self->max_size = PY_SSIZE_T_MAX;
     } else {
@@ -483,6 +485,8 @@ static Py_ssize_t records_encode(RecordsCore *self, long long ts, bytesarg *key,
     }
     self->count++;
     self->size = size;
+    if (added > self->max_record)
+        self->max_record = added;
     if (ts > self->max_ts)
         self->max_ts = ts;
     return added;
@@ -614,6 +618,8 @@ static PyMemberDef records_members[] = {
     {"_count", T_PYSSIZET, offsetof(RecordsCore, count), 0, NULL},
     {"_size", T_PYSSIZET, offsetof(RecordsCore, size), 0, NULL},
     {"_max_size", T_PYSSIZET, offsetof(RecordsCore, max_size), 0, NULL},
+    {"max_record_size", T_PYSSIZET, offsetof(RecordsCore, max_record), READONLY,
+     "The largest record appended, in bytes as encoded (with its length prefix)."},
     {"_max_ts", T_LONGLONG, offsetof(RecordsCore, max_ts), 0, NULL},
     {"_requested_base", T_OBJECT, offsetof(RecordsCore, requested_base), 0, NULL},
     {NULL},
@@ -795,6 +801,7 @@ static PyObject *append_one(PyTypeObject *future_type, PyObject *batch, RecordsC
         if (PyByteArray_Resize(builder->buf, before_len) == 0) {
             builder->count = before.count;
             builder->size = before.size;
+            builder->max_record = before.max_record;
             builder->max_ts = before.max_ts;
             builder->base_ts = before.base_ts;
             builder->has_base = before.has_base;

@@ -37,7 +37,10 @@ from kprod.producer.batch import RecordFuture, SendCallback
 from kprod.producer.fastpath import SendCore, scan_bytes
 from kprod.producer.idempotence import IdempotenceState
 from kprod.producer.memory import MemoryPool
+from kprod.metrics import MetricConfig, MetricName, Metrics
+from kprod.plugins import load_plugins
 from kprod.producer.metadata import ClusterMetadata, PartitionInfo
+from kprod.producer.metrics import ProducerMetrics
 from kprod.producer.sender import Sender
 from kprod.producer.sticky import StickyPartitioner
 from kprod.protocol.compression import codec_for_name
@@ -101,6 +104,10 @@ class Producer(SendCore):
             receive_buffer_bytes=cfg["receive.buffer.bytes"],
         )
         self._wakeup = network.wakeup
+        self._metrics_registry = Metrics(
+            MetricConfig(cfg["metrics.sample.window.ms"], cfg["metrics.num.samples"]), _monotonic_ms)
+        metrics = self._metrics = ProducerMetrics(self._metrics_registry, self.client_id)
+        pool = MemoryPool(self._buffer_memory, on_wait=metrics.on_buffer_wait)
         codec = codec_for_name(cfg["compression.type"])
         level_key = {1: "compression.gzip.level", 3: "compression.lz4.level", 4: "compression.zstd.level"}.get(codec)
         self._accumulator = RecordAccumulator(
@@ -108,7 +115,7 @@ class Producer(SendCore):
             linger_ms=cfg["linger.ms"],
             codec=codec,
             compression_level=cfg[level_key] if level_key else None,
-            pool=MemoryPool(self._buffer_memory),
+            pool=pool,
             sticky=StickyPartitioner(max(1, cfg["batch.size"]), adaptive=cfg["partitioner.adaptive.partitioning.enable"]),
             clock_ms=_monotonic_ms,
             delivery_timeout_ms=cfg["delivery.timeout.ms"],
@@ -132,7 +139,13 @@ class Producer(SendCore):
             max_in_flight=cfg["max.in.flight.requests.per.connection"],
             retry_backoff_ms=cfg["retry.backoff.ms"],
             retry_backoff_max_ms=cfg["retry.backoff.max.ms"],
+            metrics=metrics,
+            stats_callback=_stats_callback(cfg["stats.callback"]),
+            stats_interval_ms=cfg["statistics.interval.ms"],
         )
+        self._add_gauges(pool, network)
+        for reporter in load_plugins("metric.reporters", cfg["metric.reporters"], cfg, _JMX_REPORTER):
+            self._metrics_registry.add_reporter(reporter)
         # The compiled append (None without kprod._speedups): for serialized records, and
         # straight from send()'s arguments when nothing per-record happens in Python first.
         self._append_path = self._accumulator.send_path(
@@ -388,6 +401,20 @@ class Producer(SendCore):
         if self._thread.is_alive():
             self._sender.force()
             self._thread.join()
+        self._metrics_registry.close()
+
+    def metrics(self) -> dict[MetricName, float]:
+        """Every metric now, by Java's names: ``{MetricName(name, group, tags): value}``.
+
+        Groups ``producer-metrics``, ``producer-topic-metrics`` (tag ``topic``) and
+        ``producer-node-metrics`` (tag ``node-id``); see docs/metrics.md. Averages and
+        maxima with nothing recorded in their windows are NaN, as in Java.
+        """
+        return self._metrics_registry.values()
+
+    def statistics(self) -> dict[str, Any]:
+        """The metrics nested by group (and topic or node), JSON-ready: what ``stats.callback`` gets."""
+        return self._metrics_registry.snapshot()
 
     def partitions_for(self, topic: str) -> list[PartitionInfo]:
         """The partitions of ``topic`` (waits for metadata up to ``max.block.ms``)."""
@@ -407,6 +434,20 @@ class Producer(SendCore):
         return f"<Producer {self.client_id}{' closed' if self._closed else ''}>"
 
     # -- internals -----------------------------------------------------------------
+
+    def _add_gauges(self, pool: MemoryPool, network: NetworkClient) -> None:
+        add, metadata, metrics = self._metrics.add_gauge, self._metadata, self._metrics
+        add("buffer-total-bytes", "The maximum memory the producer can use for queued records "
+            "(buffer.memory).", lambda: pool.total)
+        add("buffer-available-bytes", "The part of buffer.memory not reserved by batches.",
+            lambda: pool.available)
+        add("waiting-threads", "The number of threads blocked waiting for buffer memory.",
+            lambda: pool.waiters)
+        add("requests-in-flight", "The number of requests sent and not yet answered.",
+            lambda: metrics.requests_in_flight)
+        add("connection-count", "The number of open connections to brokers.", network.connection_count)
+        add("metadata-age", "The age in seconds of the metadata in use.",
+            lambda: (_monotonic_ms() - metadata.last_refresh_ms) / 1000.0)
 
     def _raise_unusable(self) -> None:
         if self._forked or os.getpid() != self._owner_pid:
@@ -568,6 +609,15 @@ def _check_headers(topic: str, headers: Sequence[Header]) -> Sequence[Header]:
                 f"Invalid header {header!r} on a record for topic {topic}: headers are (str, bytes | None) pairs."
             )
     return headers
+
+
+_JMX_REPORTER = "org.apache.kafka.common.metrics.JmxReporter"
+
+
+def _stats_callback(spec: Any) -> Any:
+    if spec is not None and not callable(spec):
+        raise ConfigError(f"stats.callback must be a callable taking the statistics dict, not {spec!r}.")
+    return spec
 
 
 def _load_interceptors(specs: Sequence[Any], cfg: ProducerConfig) -> list[Any]:

@@ -128,6 +128,10 @@ class NetworkClient:
                 self._run_completed()
             del self.nodes[node_id]
 
+    def connection_count(self) -> int:
+        """Open connections (connecting, negotiating or ready): Java's ``connection-count``."""
+        return sum(1 for node in list(self.nodes.values()) if node.state != _DISCONNECTED)
+
     def is_ready(self, node_id: int) -> bool:
         """Connected and negotiated: requests can be sent now."""
         node = self.nodes.get(node_id)

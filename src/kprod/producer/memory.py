@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 __all__ = ["MemoryPool"]
 
@@ -17,14 +18,16 @@ __all__ = ["MemoryPool"]
 class MemoryPool:
     """Counts reserved bytes against ``buffer.memory``; waiting senders queue fairly."""
 
-    __slots__ = ("total", "available", "_cond", "_waiters", "_closed")
+    __slots__ = ("total", "available", "_cond", "_waiters", "_closed", "on_wait")
 
-    def __init__(self, total: int) -> None:
+    def __init__(self, total: int, on_wait: Callable[[int, bool], None] | None = None) -> None:
         self.total = total
         self.available = total
         self._cond = threading.Condition(threading.Lock())
         self._waiters = 0
         self._closed = False
+        #: Told (ns waited, whether the bytes were had) after every reservation that waited.
+        self.on_wait = on_wait
 
     def try_reserve(self, size: int) -> bool:
         """Reserve ``size`` bytes if they are free now and nobody waits ahead."""
@@ -42,6 +45,8 @@ class MemoryPool:
                 self.available -= size
                 return True
             self._waiters += 1
+            started = time.perf_counter_ns()
+            had = False
             try:
                 while self.available < size and not self._closed:
                     remaining = deadline - time.monotonic()
@@ -51,10 +56,13 @@ class MemoryPool:
                 if self._closed:
                     return False
                 self.available -= size
+                had = True
                 return True
             finally:
                 self._waiters -= 1
                 self._cond.notify_all()
+                if self.on_wait is not None:
+                    self.on_wait(time.perf_counter_ns() - started, had)
 
     def release(self, size: int) -> None:
         """Give back a reservation (I/O thread, when a batch completes)."""
@@ -62,6 +70,11 @@ class MemoryPool:
             self.available += size
             if self._waiters:
                 self._cond.notify_all()
+
+    @property
+    def waiters(self) -> int:
+        """Threads blocked now waiting for memory (Java's ``waiting-threads``)."""
+        return self._waiters
 
     @property
     def has_waiters(self) -> bool:

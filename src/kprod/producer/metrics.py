@@ -167,26 +167,33 @@ class ProducerMetrics:
 
     # -- recording (I/O thread) ---------------------------------------------------
 
-    def on_request(self, node: int, now: float) -> None:
-        """Any request went out to ``node`` (a response is expected)."""
+    def on_request(self, node: int, now: float, expect_response: bool = True) -> None:
+        """A request went out to ``node``."""
         sent = self._node(node)[0]
         with self.registry.lock:
-            self.requests_in_flight += 1
+            if expect_response:
+                self.requests_in_flight += 1
             self._requests.record(1.0, now)
             sent.record(1.0, now)
 
-    def on_response(self, node: int, sent_ms: float, now: float, throttle_ms: float | None = None) -> None:
-        """The answer to a request sent at ``sent_ms`` arrived (or the request failed)."""
+    def on_response(self, node: int, sent_ms: float, now: float, answered: bool = True) -> None:
+        """The request sent to ``node`` at ``sent_ms`` was answered (or, ``answered`` false,
+        failed without an answer: a cut connection or a timeout)."""
         _, received, latency_sensor = self._node(node)
         latency = now - sent_ms
         with self.registry.lock:
             self.requests_in_flight -= 1
+            if not answered:
+                return
             self._responses.record(1.0, now)
             received.record(1.0, now)
             self._latency.record(latency, now)
             latency_sensor.record(latency, now)
-            if throttle_ms is not None:
-                self._throttle.record(throttle_ms, now)
+
+    def on_throttle(self, throttle_ms: float, now: float) -> None:
+        """A Produce response said the broker throttled the request this long."""
+        with self.registry.lock:
+            self._throttle.record(throttle_ms, now)
 
     def on_batches_sent(self, batches: Iterable[Any], now: float) -> None:
         """A produce request carries ``batches`` (each already built: ``payload`` set)."""
@@ -234,6 +241,14 @@ class ProducerMetrics:
         with self.registry.lock:
             self._errors.record(records, now)
             sensor.record(records, now)
+
+    def on_buffer_wait(self, waited_ns: int, had: bool) -> None:
+        """A ``send()`` waited ``waited_ns`` for ``buffer.memory`` (any thread); ``had``: it got it."""
+        now = self.registry.clock_ms()
+        with self.registry.lock:
+            self.buffer_wait.record(waited_ns, now)
+            if not had:
+                self.buffer_exhausted.record(1.0, now)
 
     def on_split(self, now: float) -> None:
         with self.registry.lock:

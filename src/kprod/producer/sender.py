@@ -24,7 +24,10 @@ from kprod.errors import (
 from kprod.producer.accumulator import RecordAccumulator, timeout_error
 from kprod.producer.batch import ProducerBatch
 from kprod.producer.idempotence import IdempotenceState
+from kprod.metrics.registry import Metrics
+from kprod.metrics.stats import MetricConfig
 from kprod.producer.metadata import ClusterMetadata
+from kprod.producer.metrics import ProducerMetrics
 from kprod.producer.partition_state import ErrorAction
 from kprod.protocol.messages import ApiKey
 from kprod.protocol.records import RecordBatchBuilder, read_batches
@@ -80,6 +83,9 @@ class Sender:
         retry_backoff_ms: int,
         retry_backoff_max_ms: int,
         transactional_id: str | None = None,
+        metrics: ProducerMetrics | None = None,
+        stats_callback: Callable[[dict[str, Any]], Any] | None = None,
+        stats_interval_ms: int = 0,
     ) -> None:
         self.client = client
         self.metadata = metadata
@@ -95,6 +101,11 @@ class Sender:
         self.retry_backoff_ms = retry_backoff_ms
         self.retry_backoff_max_ms = retry_backoff_max_ms
         self.transactional_id = transactional_id
+        self.metrics = metrics if metrics is not None else ProducerMetrics(
+            Metrics(MetricConfig(), clock_ms), "kprod-sender")
+        self._stats_callback = stats_callback if stats_interval_ms > 0 else None
+        self._stats_interval_ms = stats_interval_ms
+        self._next_stats_ms = clock_ms() + stats_interval_ms
         self.bootstrap_ids: list[int] = []
         client.on_disconnect = self._on_disconnect
         for index, (host, port) in enumerate(bootstrap):
@@ -190,7 +201,35 @@ class Sender:
                 return 0.0
         if check.next_check_ms < timeout:
             timeout = check.next_check_ms
+        if self._stats_callback is not None:
+            timeout = min(timeout, self._maybe_emit_statistics(now))
         return max(0.0, timeout)
+
+    def _maybe_emit_statistics(self, now: float) -> float:
+        """Call ``stats.callback`` every ``statistics.interval.ms``; ms until the next call."""
+        if now >= self._next_stats_ms:
+            self._next_stats_ms = now + self._stats_interval_ms
+            try:
+                self._stats_callback(self.metrics.registry.snapshot())  # type: ignore[misc]
+            except Exception:
+                log.exception("stats.callback raised; statistics go on at the next interval")
+        return self._next_stats_ms - now
+
+    def _send_request(self, node: int, request: Any, handler: Callable[[Any, BaseException | None], None],
+                      now: float, *, expect_response: bool = True) -> None:
+        """Send ``request`` to ``node``, counting it (and its answer) in the metrics."""
+        metrics = self.metrics
+        metrics.on_request(node, now, expect_response)
+        if expect_response:
+            clock_ms = self.clock_ms
+
+            def answered(response: Any, error: BaseException | None) -> None:
+                metrics.on_response(node, now, clock_ms(), answered=error is None)
+                handler(response, error)
+
+            self.client.send(node, request, answered)
+        else:
+            self.client.send(node, request, handler, expect_response=False)
 
     # -- producer id -------------------------------------------------------------------
 
@@ -213,7 +252,7 @@ class Sender:
             return 0.0
         request = init_producer_id_request(version, transactional_id=self.transactional_id)
         self._pid_in_flight = True
-        self.client.send(node, request, self._on_init_producer_id)
+        self._send_request(node, request, self._on_init_producer_id, now)
         return _MAX_POLL_MS
 
     def _on_init_producer_id(self, response: Any, error: BaseException | None) -> None:
@@ -260,7 +299,7 @@ class Sender:
         topics = metadata.topics_to_fetch(now)
         request = metadata_request(version, topics, allow_auto_topic_creation=True)
         self._metadata_in_flight = True
-        self.client.send(node, request, self._on_metadata)
+        self._send_request(node, request, self._on_metadata, now)
         return _MAX_POLL_MS
 
     def _on_metadata(self, response: Any, error: BaseException | None) -> None:
@@ -306,11 +345,12 @@ class Sender:
             return
         request = ProduceRequest(version, self.acks, self.request_timeout_ms, topic_data, self.transactional_id)
         expect_response = self.acks != 0
+        self.metrics.on_batches_sent(batches, now)
 
         def handle(response: Any, error: BaseException | None) -> None:
             self._on_produce(node, batches, response, error)
 
-        self.client.send(node, request, handle, expect_response=expect_response)
+        self._send_request(node, request, handle, now, expect_response=expect_response)
 
     def _on_produce(self, node: int, batches: list[ProducerBatch], response: Any, error: BaseException | None) -> None:
         now = self.clock_ms()
@@ -323,6 +363,7 @@ class Sender:
             for batch in batches:
                 self._succeed(batch, -1, -1)
             return
+        self.metrics.on_throttle(response.throttle_time_ms, now)
         results: dict[tuple[str, int], Any] = {}
         for topic_response in response.responses:
             name = topic_response.name
@@ -388,6 +429,7 @@ class Sender:
             elif action is ErrorAction.RETRY_AFTER_METADATA:
                 self.metadata.request_update()
             log.debug("Retrying %r (attempt %d): %s", batch, batch.attempts + 1, error)
+            self.metrics.on_retry(batch.topic, batch.record_count, now)
             batch.last_error = error  # the cause, should delivery.timeout.ms expire it while queued
             self.in_flight.pop(batch, None)
             if idempotence is not None:
@@ -426,6 +468,7 @@ class Sender:
             part_of[id(future)].callbacks.append((future, callback, java_style))  # type: ignore[union-attr]
         parts[0].memory = batch.memory
         batch.memory = 0
+        self.metrics.on_split(now)
         log.info("Split a too-large batch of %d records for %s-%d into %d batches",
                  batch.record_count, batch.topic, batch.partition, len(parts))
         self.accumulator.requeue_split(batch, parts)
@@ -448,6 +491,7 @@ class Sender:
             state.lost(batch, error, idempotence)
         if not batch.done:
             self.accumulator.completed(batch)
+            self.metrics.on_error(batch.topic, batch.record_count, self.clock_ms())
             batch.fail(error)
 
     def _expire(self, now: float) -> None:
@@ -458,6 +502,7 @@ class Sender:
             for batch in [b for b in self.in_flight if now - b.created_ms >= limit and not b.done]:
                 # Stays in self.in_flight until its response or disconnect arrives.
                 self.accumulator.completed(batch)
+                self.metrics.on_error(batch.topic, batch.record_count, now)
                 batch.fail(timeout_error(batch, now, limit))
 
     def _fail_queued(self, error: BaseException) -> None:

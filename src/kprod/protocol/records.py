@@ -158,9 +158,12 @@ class _RecordsCore:
     whichever is in use.
     """
 
-    __slots__ = ("_base_ts", "_buf", "_count", "_max_size", "_max_ts", "_requested_base", "_size")
+    __slots__ = ("_base_ts", "_buf", "_count", "_max_size", "_max_ts", "_requested_base", "_size",
+                 "max_record_size")
 
     def __init__(self, base_timestamp: int | None = None, max_size: int | None = None) -> None:
+        #: The largest record appended, in bytes as encoded (with its length prefix): for metrics.
+        self.max_record_size = 0
         self._base_ts = base_timestamp
         self._requested_base = base_timestamp
         self._max_ts = -(1 << 63)
@@ -230,6 +233,8 @@ class _RecordsCore:
         buf += body
         self._count = count + 1
         self._size = size
+        if added > self.max_record_size:
+            self.max_record_size = added
         if timestamp > self._max_ts:
             self._max_ts = timestamp
         return added
