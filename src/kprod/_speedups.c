@@ -1060,7 +1060,7 @@ typedef struct {
     PyObject_HEAD
     vectorcallfunc vectorcall;
     PyObject *accumulator;     /* for .closed */
-    PyObject *queues;          /* accumulator._queues: topic -> list of deques of batches */
+    PyObject *queues;          /* accumulator._partitions: topic -> list of PartitionState (.queue: deque) */
     PyObject *acquire, *release; /* the accumulator lock's methods */
     PyObject *sticky_current;  /* StickyPartitioner._current: topic -> partition */
     PyObject *sticky_produced; /* StickyPartitioner._produced: topic -> bytes */
@@ -1073,9 +1073,11 @@ typedef struct {
     Py_ssize_t max_request_size;
     Py_ssize_t buffer_memory;
     int keyed;                 /* not partitioner.ignore.keys */
+    PyTypeObject *state_type;  /* the partition states' type, once seen */
+    Py_ssize_t queue_offset;   /* where its `queue` slot lives in the object; 0: read it by name */
 } SendPath;
 
-static PyObject *str_closed, *str_partition_counts, *str_available;
+static PyObject *str_closed, *str_partition_counts, *str_available, *str_queue;
 
 static int sendpath_traverse(SendPath *self, visitproc visit, void *arg)
 {
@@ -1089,6 +1091,7 @@ static int sendpath_traverse(SendPath *self, visitproc visit, void *arg)
     Py_VISIT(self->wakeup);
     Py_VISIT(self->future_type);
     Py_VISIT(self->metadata);
+    Py_VISIT(self->state_type);
     return 0;
 }
 
@@ -1104,6 +1107,8 @@ static int sendpath_clear(SendPath *self)
     Py_CLEAR(self->wakeup);
     Py_CLEAR(self->future_type);
     Py_CLEAR(self->metadata);
+    Py_CLEAR(self->state_type);
+    self->queue_offset = 0;
     return 0;
 }
 
@@ -1171,20 +1176,56 @@ static inline Py_ssize_t plain_len(PyObject *obj) /* bytes or None; -2 for anyth
     return -2;
 }
 
+/* The `queue` of a PartitionState (new reference), or NULL with an error set. Its type's
+ * `queue` is a slot (a member descriptor): the first time, find where the slot lives in the
+ * object, then read it there, as the descriptor would; anything else is read by name. */
+static PyObject *state_queue(SendPath *self, PyObject *state)
+{
+    PyTypeObject *type = Py_TYPE(state);
+    if (type != self->state_type) {
+        Py_INCREF(type);
+        Py_XSETREF(self->state_type, type);
+        self->queue_offset = 0;
+        PyObject *descr = PyObject_GetAttr((PyObject *)type, str_queue);
+        if (descr == NULL)
+            return NULL;
+        if (Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+            PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+            if (member->type == T_OBJECT_EX && !(member->flags & READONLY) && member->offset > 0)
+                self->queue_offset = member->offset;
+        }
+        Py_DECREF(descr);
+    }
+    if (self->queue_offset > 0) {
+        PyObject *queue = *(PyObject **)((char *)state + self->queue_offset);
+        if (queue == NULL) {
+            PyErr_SetString(PyExc_AttributeError, "queue");
+            return NULL;
+        }
+        Py_INCREF(queue);
+        return queue;
+    }
+    return PyObject_GetAttr(state, str_queue);
+}
+
 /* The open batch of topic-partition (new reference), or NULL (none / full; no error set). */
 static PyObject *open_batch(SendPath *self, PyObject *topic, long partition)
 {
     PyObject *queues = PyDict_GetItemWithError(self->queues, topic);
     if (queues == NULL || !PyList_Check(queues) || partition >= PyList_GET_SIZE(queues))
         return NULL;
-    PyObject *queue = PyList_GET_ITEM(queues, partition);
+    PyObject *queue = state_queue(self, PyList_GET_ITEM(queues, partition));
+    if (queue == NULL)
+        return NULL;
     Py_ssize_t length = PySequence_Length(queue);
     if (length <= 0) {
         if (length < 0)
             PyErr_Clear();
+        Py_DECREF(queue);
         return NULL;
     }
     PyObject *batch = PySequence_GetItem(queue, length - 1);
+    Py_DECREF(queue);
     if (batch == NULL)
         return NULL;
     PyObject *full = PyObject_GetAttr(batch, str_full);
@@ -1614,9 +1655,10 @@ PyMODINIT_FUNC PyInit__speedups(void)
     if (str_send_python == NULL)
         return NULL;
     str_closed = PyUnicode_InternFromString("closed");
+    str_queue = PyUnicode_InternFromString("queue");
     str_partition_counts = PyUnicode_InternFromString("partition_counts");
     str_available = PyUnicode_InternFromString("available");
-    if (!str_closed || !str_partition_counts || !str_available)
+    if (!str_closed || !str_queue || !str_partition_counts || !str_available)
         return NULL;
     str_builder = PyUnicode_InternFromString("builder");
     str_futures = PyUnicode_InternFromString("futures");

@@ -94,13 +94,14 @@ def test_an_expired_batch_leaves_its_partition_unresolved_until_later_retries_an
     (retry,) = h.new_produces(before)
     assert values(retry) == [b"b"], "only the retry goes out while the partition is unresolved"
     assert stamp(retry) == [(0, PID, 0, 1, 1)], "the retry keeps its epoch and sequence"
+    assert h.state(0).unresolved and not h.state(1).unresolved
     assert h.idem is not None
     if broker_had_it:
         answer_produce(h, retry, base_offset=1)  # a duplicate, already at offset 1
         h.step()
         h.step()
         assert kept.result(0).offset == 1
-        assert h.idem.producer_epoch == 0 and not h.idem.bump_needed and not h.idem.unresolved
+        assert h.idem.producer_epoch == 0 and not h.idem.bump_needed and not h.state(0).unresolved
         assert stamp(h.net.produces()[-1]) == [(0, PID, 0, 2, 1)]
     else:
         answer_produce(h, retry, OUT_OF_ORDER_SEQUENCE_NUMBER)
@@ -112,7 +113,7 @@ def test_an_expired_batch_leaves_its_partition_unresolved_until_later_retries_an
         assert stamp(following) == [(0, PID, 1, 1, 1)]
         answer_produce(h, renumbered, base_offset=1)
         h.step()
-        assert kept.result(0).offset == 1 and not h.idem.unresolved
+        assert kept.result(0).offset == 1 and not h.state(0).unresolved
     assert values(h.net.produces()[-1]) == [b"c"]
     answer_produce(h, h.net.produces()[-1], base_offset=2)
     h.step()
@@ -133,7 +134,7 @@ def test_all_batches_of_a_partition_expiring_unwritten_leads_to_a_bump() -> None
     assert isinstance(expired.exception(0), KafkaTimeoutError)
     h.net.down.discard(1)
     h.step()
-    assert h.idem is not None and h.idem.producer_epoch == 1 and not h.idem.unresolved
+    assert h.idem is not None and h.idem.producer_epoch == 1 and not h.state(0).unresolved
     (later,), sent = h.produce_one(0, b"later")
     assert stamp(sent) == [(0, PID, 1, 0, 1)]
     answer_produce(h, sent, base_offset=1)
@@ -151,7 +152,7 @@ def test_sequence_order_holds_across_the_wrap_from_max_to_zero() -> None:
     h = Harness()
     h.start(established=True)
     assert h.idem is not None
-    h.idem.next_sequence[("t", 0)] = MAX_SEQUENCE - 1
+    h.state(0).next_sequence = MAX_SEQUENCE - 1
     _, a = h.produce_one(0, b"a1", b"a2", b"a3")  # sequences 2**31 - 2, 2**31 - 1, 0
     _, b = h.produce_one(0, b"b1")  # sequence 1
     assert stamp(a) == [(0, PID, 0, MAX_SEQUENCE - 1, 3)] and stamp(b) == [(0, PID, 0, 1, 1)]

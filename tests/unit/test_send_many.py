@@ -105,8 +105,8 @@ def queued(producer: Producer) -> dict[int, list[Any]]:
     """partition -> its queued batches."""
     accumulator = producer._accumulator
     with accumulator.lock:
-        queues = accumulator._queues.get(TOPIC, [])
-        return {p: list(queue) for p, queue in enumerate(queues) if queue}
+        states = accumulator._partitions.get(TOPIC, [])
+        return {p: list(state.queue) for p, state in enumerate(states) if state.queue}
 
 
 def records_of(batch: Any) -> list[tuple[int, bytes | None, bytes | None, list[Any]]]:

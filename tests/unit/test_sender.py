@@ -27,6 +27,7 @@ from kprod.errors import (
 )
 from kprod.producer.accumulator import RecordAccumulator
 from kprod.producer.idempotence import MAX_SEQUENCE, IdempotenceState
+from kprod.producer.partition_state import PartitionState
 from kprod.producer.memory import MemoryPool
 from kprod.producer.metadata import ClusterMetadata
 from kprod.producer.sender import Sender
@@ -275,7 +276,13 @@ class Harness:
         assert self.metadata.leaders[T] == tuple(self.leaders)
         assert self.idem is None or (self.idem.producer_id, self.idem.producer_epoch) == (producer_id, 0)
         if established and self.idem is not None:
-            self.idem.established.update((T, partition) for partition in range(len(self.leaders)))
+            for partition in range(len(self.leaders)):
+                self.state(partition).broker_has_state = True
+
+    def state(self, partition: int) -> PartitionState:
+        """The accumulator's state object of partition ``partition`` of ``T``."""
+        with self.acc.lock:
+            return self.acc._state(T, partition, len(self.leaders))
 
     def send(self, partition: int, *values: bytes, tag: str | None = None) -> list[Any]:
         futures = []
@@ -403,7 +410,7 @@ def test_sequences_are_per_partition_and_wrap_at_int32_max() -> None:
     assert stamp(b) == [(0, PID, 0, 3, 2)]
     assert stamp(c) == [(1, PID, 0, 0, 1)]
     assert h.idem is not None
-    h.idem.next_sequence[(T, 1)] = MAX_SEQUENCE - 1
+    h.state(1).next_sequence = MAX_SEQUENCE - 1
     _, d = h.produce_one(1, b"7", b"8", b"9")
     _, e = h.produce_one(1, b"10")
     assert stamp(d) == [(1, PID, 0, MAX_SEQUENCE - 1, 3)]

@@ -451,10 +451,10 @@ def _queues(producer: Producer) -> dict[tuple[str, int], list[tuple[Any, ...]]]:
             (topic, partition): [
                 (bytes(b.builder._buf), b.builder._count, b.full, b.memory, _future_fields(b.futures),
                  [(f._index, java) for f, _, java in b.callbacks or []])
-                for b in queue
+                for b in state.queue
             ]
-            for topic, queues in accumulator._queues.items()
-            for partition, queue in enumerate(queues)
+            for topic, states in accumulator._partitions.items()
+            for partition, state in enumerate(states)
         }
 
 
@@ -559,7 +559,7 @@ def test_completed_batches_and_their_futures_are_freed_without_the_cycle_collect
         assert not gc.is_tracked(futures[-1]), "compiled futures are not tracked by the cycle collector"
         accumulator = producer._accumulator
         with accumulator.lock:
-            accumulator._queues["a"][0].clear()
+            accumulator._partitions["a"][0].queue.clear()
         accumulator.incomplete.discard(batch)
         batch.succeed(10, -1)
         assert batch.record_count == 100 and batch.futures == []

@@ -1,5 +1,8 @@
 """The record accumulator: per-partition queues of batches waiting to be sent.
 
+Each partition's queue is the ``queue`` of its :class:`PartitionState` (the
+partition's one state object, see :mod:`kprod.producer.partition_state`);
+``_partitions`` maps a topic to the list of its partitions' states.
 Application threads append records under one short lock (encode into the
 open batch of the partition; open a new batch when it is full). The I/O
 thread asks which leaders have sendable batches (:meth:`ready`), takes them
@@ -11,9 +14,7 @@ completion happen outside the lock.
 from __future__ import annotations
 
 import itertools
-import random
 import threading
-from collections import deque
 from collections.abc import Callable, Sequence
 
 from kprod import _native
@@ -25,6 +26,7 @@ from kprod.producer.fastpath import append_record as _append_record
 from kprod.producer.idempotence import IdempotenceState
 from kprod.producer.memory import MemoryPool
 from kprod.producer.metadata import ClusterMetadata
+from kprod.producer.partition_state import PartitionState, RetryBackoff
 from kprod.producer.sticky import StickyPartitioner
 from kprod.protocol.records import BATCH_HEADER_SIZE, RecordBatchBuilder
 
@@ -67,16 +69,16 @@ class RecordAccumulator:
         self.sticky = sticky
         self.clock_ms = clock_ms
         self.delivery_timeout_ms = delivery_timeout_ms
-        self.retry_backoff_ms = retry_backoff_ms
-        self.retry_backoff_max_ms = retry_backoff_max_ms
+        self.backoff = RetryBackoff(retry_backoff_ms, retry_backoff_max_ms)
         self.wakeup = wakeup
         self.lock = threading.Lock()
-        self._queues: dict[str, list[deque[ProducerBatch]]] = {}
+        # topic -> its partitions' states, by partition; a list only grows (replaced, so a
+        # state once created stays the state of its partition).
+        self._partitions: dict[str, list[PartitionState]] = {}
         self.incomplete: set[ProducerBatch] = set()
         self._flushes = 0
         self.closed = False
         self._drain_start: dict[int, int] = {}
-        self._random = random.Random()
         self._created = itertools.count(1)
         # No queued batch can pass delivery.timeout.ms before this (ms): expired() skips the scan.
         self._next_expiry_ms = 0.0
@@ -104,9 +106,9 @@ class RecordAccumulator:
             if sticky:
                 partition = self.sticky.partition(topic, num_partitions, available)
             # Fast path: room in the partition's open batch (one call, compiled when built).
-            queues = self._queues.get(topic)
-            if queues is not None and partition < len(queues):
-                queue = queues[partition]
+            states = self._partitions.get(topic)
+            if states is not None and partition < len(states):
+                queue = states[partition].queue
                 if queue:
                     batch = queue[-1]
                     if not batch.full:
@@ -199,8 +201,8 @@ class RecordAccumulator:
             with self.lock:
                 if self.closed:
                     break
-                self._queue(topic, 0, num_partitions)
-                batches = [queue[-1] if queue and not queue[-1].full else None for queue in self._queues[topic]]
+                batches = [queue[-1] if (queue := state.queue) and not queue[-1].full else None
+                           for state in self._states(topic, num_partitions)]
                 sticky_partition = sticky.partition(topic, num_partitions, available) if uses_sticky else -1
                 budget = sticky.remaining(topic) if uses_sticky else 0
                 i, used, reason = _append_many(
@@ -260,29 +262,52 @@ class RecordAccumulator:
             return None
         sticky = self.sticky
         return speedups.SendPath(  # type: ignore[no-any-return]
-            accumulator=self, queues=self._queues, lock=self.lock,
+            accumulator=self, queues=self._partitions, lock=self.lock,
             sticky_current=sticky._current, sticky_produced=sticky._produced, sticky_next=sticky._next,
             sticky_batch_size=sticky.batch_size, wakeup=self.wakeup, future_type=RecordFuture,
             batch_size=self.batch_size, metadata=metadata, keyed=keyed,
             max_request_size=max_request_size, buffer_memory=buffer_memory,
         )
 
-    def _queue(self, topic: str, partition: int, num_partitions: int) -> deque[ProducerBatch]:
-        queues = self._queues.get(topic)
-        if queues is None or len(queues) < num_partitions:
-            queues = (queues or []) + [deque() for _ in range(num_partitions - len(queues or []))]
-            self._queues[topic] = queues
-        return queues[partition]
+    def _states(self, topic: str, num_partitions: int) -> list[PartitionState]:
+        """The states of ``topic``'s partitions, made up to ``num_partitions`` if missing (under the lock)."""
+        states = self._partitions.get(topic)
+        if states is None or len(states) < num_partitions:
+            have = len(states) if states is not None else 0
+            states = (states or []) + [PartitionState(topic, p) for p in range(have, num_partitions)]
+            self._partitions[topic] = states
+        return states
+
+    def _state(self, topic: str, partition: int, num_partitions: int) -> PartitionState:
+        return self._states(topic, max(num_partitions, partition + 1))[partition]
+
+    def state_of(self, batch: ProducerBatch) -> PartitionState:
+        """The state of the partition ``batch`` belongs to (made when the batch was queued)."""
+        states = self._partitions.get(batch.topic)
+        if states is not None and batch.partition < len(states):
+            return states[batch.partition]
+        with self.lock:
+            return self._state(batch.topic, batch.partition, batch.partition + 1)
+
+    def partition_states(self) -> list[PartitionState]:
+        """Every partition's state (a copy of the index)."""
+        with self.lock:
+            return [state for states in self._partitions.values() for state in states]
+
+    def queued_by_partition(self) -> list[tuple[PartitionState, list[ProducerBatch]]]:
+        """Every partition's state with a copy of its queue."""
+        with self.lock:
+            return [(state, list(state.queue)) for states in self._partitions.values() for state in states]
 
     def _try_append(
         self, topic: str, partition: int, timestamp: int, key: bytes | None, value: bytes | None,
         headers: Sequence[tuple[str, bytes | None]] | None, callback: SendCallback | None,
     ) -> RecordFuture | None:
         """Append to the partition's open batch if it has room; else mark it full (under the lock)."""
-        queues = self._queues.get(topic)
-        if queues is None or partition >= len(queues):
+        states = self._partitions.get(topic)
+        if states is None or partition >= len(states):
             return None
-        queue = queues[partition]
+        queue = states[partition].queue
         if not queue:
             return None
         batch = queue[-1]
@@ -306,10 +331,10 @@ class RecordAccumulator:
         """
         if not self.codec:
             return None
-        queues = self._queues.get(topic)
-        if queues is None or partition >= len(queues) or not queues[partition]:
+        states = self._partitions.get(topic)
+        if states is None or partition >= len(states) or not states[partition].queue:
             return None
-        return queues[partition][-1]
+        return states[partition].queue[-1]
 
     def _append_new(
         self, topic: str, partition: int, timestamp: int, key: bytes | None, value: bytes | None,
@@ -326,7 +351,7 @@ class RecordAccumulator:
             batch.callbacks.append((future, callback, True))  # type: ignore[union-attr]
         if builder.size_in_bytes >= self.batch_size:
             batch.full = True
-        self._queue(topic, partition, num_partitions).append(batch)
+        self._state(topic, partition, num_partitions).queue.append(batch)
         self.incomplete.add(batch)
         return future
 
@@ -349,11 +374,15 @@ class RecordAccumulator:
         send_all = self._flushes > 0 or self.closed or self.pool.has_waiters
         leaders_by_topic = metadata.leaders
         report = self.sticky.adaptive
+        # Idempotence: may anything be sent (an id, no bump pending), and at which epoch.
+        blocked = idempotence is not None and not idempotence.sending
+        epoch = idempotence.producer_epoch if idempotence is not None else -1
         with self.lock:
-            for topic, queues in self._queues.items():
+            for topic, states in self._partitions.items():
                 leaders = leaders_by_topic.get(topic)
                 sizes: dict[int, int] | None = {} if report and leaders is not None else None
-                for partition, queue in enumerate(queues):
+                for partition, state in enumerate(states):
+                    queue = state.queue
                     if sizes is not None:
                         sizes[partition] = len(queue)
                     if not queue:
@@ -368,7 +397,7 @@ class RecordAccumulator:
                     if batch.attempts and now < batch.retry_at_ms:
                         check.next_check_ms = min(check.next_check_ms, batch.retry_at_ms - now)
                         continue
-                    if idempotence is not None and not idempotence.can_drain(batch):
+                    if idempotence is not None and (blocked or not state.can_send(batch, epoch)):
                         continue
                     if send_all or batch.full or len(queue) > 1 or batch.attempts:
                         check.nodes.add(leader)
@@ -394,30 +423,33 @@ class RecordAccumulator:
         drained: dict[int, list[ProducerBatch]] = {}
         if not nodes:
             return drained
-        by_node: dict[int, list[deque[ProducerBatch]]] = {node: [] for node in nodes}
+        by_node: dict[int, list[PartitionState]] = {node: [] for node in nodes}
         leaders_by_topic = metadata.leaders
+        blocked = idempotence is not None and not idempotence.sending
+        epoch = idempotence.producer_epoch if idempotence is not None else -1
         with self.lock:
-            for topic, queues in self._queues.items():
+            for topic, states in self._partitions.items():
                 leaders = leaders_by_topic.get(topic)
                 if leaders is None:
                     continue
-                for partition, queue in enumerate(queues):
-                    if queue and partition < len(leaders):
+                for partition, state in enumerate(states):
+                    if state.queue and partition < len(leaders):
                         candidates = by_node.get(leaders[partition])
                         if candidates is not None:
-                            candidates.append(queue)
-            for node, queues in by_node.items():
-                if not queues:
+                            candidates.append(state)
+            for node, candidates in by_node.items():
+                if not candidates:
                     continue
-                start = self._drain_start.get(node, 0) % len(queues)
+                start = self._drain_start.get(node, 0) % len(candidates)
                 size = 0
                 batches: list[ProducerBatch] = []
-                for i in range(len(queues)):
-                    queue = queues[(start + i) % len(queues)]
+                for i in range(len(candidates)):
+                    state = candidates[(start + i) % len(candidates)]
+                    queue = state.queue
                     batch = queue[0]
                     if batch.attempts and now < batch.retry_at_ms:
                         continue
-                    if idempotence is not None and not idempotence.can_drain(batch):
+                    if idempotence is not None and (blocked or not state.can_send(batch, epoch)):
                         continue
                     batch_size = batch.builder.size_in_bytes
                     if batches and size + batch_size > max_request_size:
@@ -436,26 +468,22 @@ class RecordAccumulator:
     def reenqueue(self, batch: ProducerBatch, now: float) -> None:
         """Put a batch back for a retry, in send order, after a backoff."""
         batch.attempts += 1
-        backoff = min(self.retry_backoff_max_ms, self.retry_backoff_ms * (2 ** (batch.attempts - 1)))
-        if backoff > self.retry_backoff_ms:
-            # +-20% jitter, capped at retry.backoff.max.ms, as in Java's ExponentialBackoff
-            backoff = min(self.retry_backoff_max_ms, backoff * (0.8 + 0.4 * self._random.random()))
-        batch.retry_at_ms = now + backoff
+        batch.retry_at_ms = now + self.backoff.delay_ms(batch.attempts)
         batch.in_flight = False
         with self.lock:
             self._next_expiry_ms = 0.0  # an older batch is queued again
-            _insert_in_order(self._queue(batch.topic, batch.partition, batch.partition + 1), batch)
+            self._state(batch.topic, batch.partition, batch.partition + 1).insert_in_order(batch)
 
     def requeue_split(self, batch: ProducerBatch, parts: list[ProducerBatch]) -> None:
         """Replace a too-large batch by smaller ones, where it stood in send order."""
         creation, first = batch.order
         with self.lock:
             self._next_expiry_ms = 0.0
-            queue = self._queue(batch.topic, batch.partition, batch.partition + 1)
+            state = self._state(batch.topic, batch.partition, batch.partition + 1)
             for part in parts:
                 part.order = (creation, first)
                 first += part.record_count
-                _insert_in_order(queue, part)
+                state.insert_in_order(part)
                 self.incomplete.add(part)
             self.incomplete.discard(batch)
 
@@ -473,8 +501,9 @@ class RecordAccumulator:
         expired: list[ProducerBatch] = []
         next_expiry = now + limit
         with self.lock:
-            for queues in self._queues.values():
-                for queue in queues:
+            for states in self._partitions.values():
+                for state in states:
+                    queue = state.queue
                     if queue and now - queue[0].created_ms >= limit:
                         keep = [b for b in queue if now - b.created_ms < limit]
                         expired.extend(b for b in queue if now - b.created_ms >= limit)
@@ -488,20 +517,20 @@ class RecordAccumulator:
     def queued_batches(self) -> list[ProducerBatch]:
         """Every batch still waiting in a queue (not in flight)."""
         with self.lock:
-            return [b for queues in self._queues.values() for queue in queues for b in queue]
+            return [b for states in self._partitions.values() for state in states for b in state.queue]
 
     def abort_queued(self) -> list[ProducerBatch]:
         """Remove every queued batch (on a forced close); the caller fails them."""
         with self.lock:
-            batches = [b for queues in self._queues.values() for queue in queues for b in queue]
-            for queues in self._queues.values():
-                for queue in queues:
-                    queue.clear()
+            batches = [b for states in self._partitions.values() for state in states for b in state.queue]
+            for states in self._partitions.values():
+                for state in states:
+                    state.queue.clear()
             return batches
 
     def has_queued(self) -> bool:
         with self.lock:
-            return any(queue for queues in self._queues.values() for queue in queues)
+            return any(state.queue for states in self._partitions.values() for state in states)
 
     def completed(self, batch: ProducerBatch) -> None:
         """Return a finished batch's memory (I/O thread).
@@ -520,18 +549,6 @@ class RecordAccumulator:
         with self.lock:
             self.closed = True
         self.pool.close()
-
-
-def _insert_in_order(queue: deque[ProducerBatch], batch: ProducerBatch) -> None:
-    """Put ``batch`` before the first queued batch sent after it (retries and splits are
-    rare and queues short, so a scan is fine). Several requests may be in flight, so a
-    batch coming back can be older than batches already queued again."""
-    order = batch.order
-    for index, queued in enumerate(queue):
-        if queued.order > order:
-            queue.insert(index, batch)
-            return
-    queue.append(batch)
 
 
 def timeout_error(batch: ProducerBatch, now: float, delivery_timeout_ms: int, cause: BaseException | None = None) -> KafkaTimeoutError:

@@ -1,4 +1,7 @@
-"""Idempotent producer state: producer id, epoch and a sequence per partition.
+"""Idempotent producer state, producer-wide: producer id, epoch, a bump pending.
+
+Everything per partition (sequences, batches in flight, *unresolved*) lives in
+:class:`kprod.producer.partition_state.PartitionState`. The rules both follow:
 
 The broker keeps the last five batches per producer and partition and drops
 a resend it has already written. For that to work the producer must number
@@ -27,182 +30,90 @@ import logging
 from collections.abc import Iterable
 
 from kprod.producer.batch import ProducerBatch
+from kprod.producer.partition_state import MAX_SEQUENCE, PartitionState
 
 __all__ = ["IdempotenceState", "MAX_SEQUENCE", "MAX_EPOCH"]
 
 log = logging.getLogger("kprod.producer")
 
-MAX_SEQUENCE = 2**31 - 1
 MAX_EPOCH = 2**15 - 1
-
-TopicPartition = tuple[str, int]
 
 
 class IdempotenceState:
-    """Owned by the I/O thread; no locking."""
+    """The producer-wide part; owned by the I/O thread, no locking."""
 
     def __init__(self) -> None:
         self.producer_id = -1
         self.producer_epoch = -1
-        self.next_sequence: dict[TopicPartition, int] = {}
-        # In-flight batches with sequences, per partition, in sequence order.
-        self.in_flight: dict[TopicPartition, list[ProducerBatch]] = {}
-        self.last_acked: dict[TopicPartition, int] = {}
-        # Partitions where a batch of this producer id was acknowledged: the broker holds
-        # the producer's state there and checks every sequence against it.
-        self.established: set[TopicPartition] = set()
         self.bump_needed = False
-        # Partitions to renumber at the next bump; None: every partition.
-        self.rewrite: set[TopicPartition] | None = set()
-        # Batches with a sequence not yet acknowledged or failed (in flight or queued to retry).
-        self.stamped: dict[TopicPartition, set[ProducerBatch]] = {}
-        # Partitions where a batch failed without knowing whether the broker wrote it.
-        self.unresolved: set[TopicPartition] = set()
+        # Renumber every partition at the next bump (else those marked ``renumber``).
+        self.renumber_all = False
+        # Some partition may be unresolved: settle() has work (a hint; the truth is per partition).
+        self.maybe_unresolved = False
         self.fatal_error: BaseException | None = None
 
     @property
     def has_producer_id(self) -> bool:
         return self.producer_id >= 0
 
-    def set_producer_id(self, producer_id: int, epoch: int) -> None:
+    @property
+    def sending(self) -> bool:
+        """May batches be sent at all (an id, no bump pending, no fatal error)?"""
+        return self.producer_id >= 0 and not self.bump_needed and self.fatal_error is None
+
+    def set_producer_id(self, producer_id: int, epoch: int, partitions: Iterable[PartitionState]) -> None:
         """A fresh id from InitProducerId: numbering restarts everywhere."""
         self.producer_id = producer_id
         self.producer_epoch = epoch
-        self.next_sequence.clear()
-        self.last_acked.clear()
-        self.established.clear()
+        for state in partitions:
+            state.restart_numbering()
+            state.broker_has_state = False
         self.bump_needed = False
         log.info("Producer id %d, epoch %d", producer_id, epoch)
 
-    # -- drain ---------------------------------------------------------------
-
-    def can_drain(self, batch: ProducerBatch) -> bool:
-        """May ``batch`` be sent now without breaking sequence order?"""
-        if self.producer_id < 0 or self.bump_needed or self.fatal_error is not None:
-            return False
-        in_flight = self.in_flight.get((batch.topic, batch.partition))
-        if batch.base_sequence < 0:
-            # A new batch (current epoch) waits for the partition's older-epoch batches (the
-            # broker would fence them once it has seen the new epoch) and for an unresolved
-            # sequence to be settled.
-            tp = (batch.topic, batch.partition)
-            if self.unresolved and tp in self.unresolved:
-                return False
-            if not in_flight:
-                return True
-            # Until the broker holds this producer's state for the partition, one batch at a
-            # time: without state it takes any sequence as the first, so were the first batch
-            # refused (a partition not ready yet) and the second written, the first would come
-            # back OUT_OF_ORDER_SEQUENCE_NUMBER and the partition's records out of order.
-            return in_flight[0].producer_epoch == self.producer_epoch and tp in self.established
-        # A retried batch waits until every earlier batch has been resolved.
-        return not in_flight or in_flight[0].order >= batch.order
-
-    def stamp(self, batch: ProducerBatch) -> None:
-        """Give a new ``batch`` the producer id, epoch and its sequence; a retry keeps its own."""
-        tp = (batch.topic, batch.partition)
-        if batch.base_sequence < 0:
-            sequence = self.next_sequence.get(tp, 0)
-            batch.base_sequence = sequence
-            self.next_sequence[tp] = (sequence + batch.record_count) & MAX_SEQUENCE
-            batch.producer_id = self.producer_id
-            batch.producer_epoch = self.producer_epoch
-            stamped = self.stamped.get(tp)
-            if stamped is None:
-                stamped = self.stamped[tp] = set()
-            stamped.add(batch)
-        in_flight = self.in_flight.setdefault(tp, [])
-        in_flight.append(batch)
-        in_flight.sort(key=_send_order)
-
-    # -- responses -----------------------------------------------------------
-
-    def resolved(self, batch: ProducerBatch, *, acked: bool, retrying: bool = False) -> None:
-        """``batch`` is no longer in flight (acknowledged, ``retrying`` or failed)."""
-        tp = (batch.topic, batch.partition)
-        in_flight = self.in_flight.get(tp)
-        if in_flight is not None:
-            try:
-                in_flight.remove(batch)
-            except ValueError:
-                pass
-            if not in_flight:
-                del self.in_flight[tp]
-        if not retrying:
-            stamped = self.stamped.get(tp)
-            if stamped is not None:
-                stamped.discard(batch)
-                if not stamped:
-                    del self.stamped[tp]
-        if acked:
-            self.last_acked[tp] = (batch.base_sequence + batch.record_count - 1) & MAX_SEQUENCE
-            self.established.add(tp)
-
-    def is_oldest_unresolved(self, batch: ProducerBatch) -> bool:
-        """No earlier batch of the partition is still unresolved: neither in flight nor
-        queued for a retry. Only then does OUT_OF_ORDER_SEQUENCE_NUMBER mean a real gap;
-        otherwise the broker is waiting for that earlier batch, which a retry will bring."""
-        tp = (batch.topic, batch.partition)
-        epoch = batch.producer_epoch
-        order = batch.order
-        for other in self.stamped.get(tp, ()):
-            if other is not batch and other.producer_epoch == epoch and other.order < order:
-                return False
-        in_flight = self.in_flight.get(tp)
-        return not in_flight or in_flight[0] is batch or in_flight[0].order >= order
-
-    def request_bump(self, reason: str, tp: TopicPartition | None = None) -> None:
-        """The numbering of ``tp`` (None: of every partition) is no longer reliable:
-        bump the epoch once idle and renumber it."""
+    def request_bump(self, reason: str, state: PartitionState | None = None) -> None:
+        """The numbering of ``state``'s partition (None: of every partition) is no longer
+        reliable: bump the epoch once idle and renumber it."""
         if not self.bump_needed:
             log.warning("Bumping the producer epoch: %s", reason)
         self.bump_needed = True
-        if tp is None:
-            self.rewrite = None
-        elif self.rewrite is not None:
-            self.rewrite.add(tp)
+        if state is None:
+            self.renumber_all = True
+        else:
+            state.renumber = True
 
-    def mark_unresolved(self, batch: ProducerBatch) -> None:
-        """``batch`` failed after being sent, maybe written: settle its partition later."""
-        self.unresolved.add((batch.topic, batch.partition))
-
-    def resolve_sequences(self) -> None:
+    def settle(self, partitions: Iterable[PartitionState]) -> None:
         """Settle each unresolved partition whose batches have all been answered: no gap if
         every sequence handed out was acknowledged, else bump and renumber it."""
-        for tp in [tp for tp in self.unresolved if tp not in self.stamped]:
-            self.unresolved.discard(tp)
-            if (self.last_acked.get(tp, -1) + 1) & MAX_SEQUENCE != self.next_sequence.get(tp, 0):
-                self.request_bump(f"a failed batch left a gap in the sequence of {tp[0]}-{tp[1]}", tp)
+        unresolved = False
+        for state in partitions:
+            if state.unresolved:
+                if state.settle():
+                    self.request_bump(
+                        f"a failed batch left a gap in the sequence of {state.topic}-{state.partition}", state)
+                unresolved = unresolved or state.unresolved
+        self.maybe_unresolved = unresolved
 
-    def has_in_flight(self) -> bool:
-        return bool(self.in_flight)
-
-    def bump(self, queued: Iterable[ProducerBatch]) -> bool:
+    def bump(self, partitions: Iterable[tuple[PartitionState, list[ProducerBatch]]]) -> bool:
         """Bump the epoch locally; False when exhausted (a new producer id is needed).
 
-        Every partition's next new batch starts at sequence 0. Queued batches of the
+        ``partitions``: each partition's state with its queued batches. Every
+        partition's next new batch starts at sequence 0. Queued batches of the
         partitions to renumber lose their sequence; other queued retries keep their
         epoch and sequence (see the module docstring).
         """
-        rewrite = self.rewrite
         exhausted = self.producer_epoch >= MAX_EPOCH
+        renumber_all = exhausted or self.renumber_all
         self.bump_needed = False
-        self.rewrite = set()
-        self.next_sequence.clear()
-        self.last_acked.clear()
-        for batch in queued:
-            tp = (batch.topic, batch.partition)
-            if exhausted or rewrite is None or tp in rewrite:
-                batch.base_sequence = -1
-                stamped = self.stamped.get(tp)
-                if stamped is not None:
-                    stamped.discard(batch)
-                    if not stamped:
-                        del self.stamped[tp]
-        if exhausted or rewrite is None:
-            self.unresolved.clear()
-        else:
-            self.unresolved -= rewrite
+        self.renumber_all = False
+        for state, queued in partitions:
+            state.restart_numbering()
+            if renumber_all or state.renumber:
+                for batch in queued:
+                    batch.base_sequence = -1
+                    state.stamped.discard(batch)
+                state.unresolved = False
+            state.renumber = False
         if exhausted:
             self.producer_id = -1
             self.producer_epoch = -1
@@ -210,9 +121,3 @@ class IdempotenceState:
         self.producer_epoch += 1
         log.info("Producer id %d now at epoch %d", self.producer_id, self.producer_epoch)
         return True
-
-
-def _send_order(batch: ProducerBatch) -> tuple[int, int]:
-    # The partition's send order: the order of its sequences, without their wrap
-    # from 2**31 - 1 to 0 (and across an epoch bump, where sequences restart).
-    return batch.order

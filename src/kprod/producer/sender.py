@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from kprod.errors import (
-    InvalidMetadataError,
     KafkaError,
     ProducerClosedError,
     RetriableError,
@@ -26,6 +25,7 @@ from kprod.producer.accumulator import RecordAccumulator, timeout_error
 from kprod.producer.batch import ProducerBatch
 from kprod.producer.idempotence import IdempotenceState
 from kprod.producer.metadata import ClusterMetadata
+from kprod.producer.partition_state import ErrorAction
 from kprod.protocol.messages import ApiKey
 from kprod.protocol.records import RecordBatchBuilder, read_batches
 from kprod.protocol.produce import ProduceRequest
@@ -36,15 +36,6 @@ __all__ = ["Sender", "Network"]
 log = logging.getLogger("kprod.producer")
 
 _NONE = 0
-_MESSAGE_TOO_LARGE = 10
-_RECORD_LIST_TOO_LARGE = 18
-_OUT_OF_ORDER_SEQUENCE = 45
-_DUPLICATE_SEQUENCE = 46
-_INVALID_PRODUCER_EPOCH = 47
-_UNKNOWN_PRODUCER_ID = 59
-_PRODUCER_FENCED = 90
-_FATAL_PRODUCER_CODES = frozenset({_INVALID_PRODUCER_EPOCH, _PRODUCER_FENCED, 31, 53, 49})
-_SEQUENCE_CODES = frozenset({_OUT_OF_ORDER_SEQUENCE, _UNKNOWN_PRODUCER_ID})
 
 _MAX_POLL_MS = 1000.0
 
@@ -166,12 +157,12 @@ class Sender:
         timeout = _MAX_POLL_MS
         idempotence = self.idempotence
         if idempotence is not None:
-            if idempotence.unresolved:
-                idempotence.resolve_sequences()
+            if idempotence.maybe_unresolved:
+                idempotence.settle(self.accumulator.partition_states())
             if idempotence.fatal_error is not None:
                 self._fail_queued(idempotence.fatal_error)
             elif idempotence.bump_needed and not self.in_flight:
-                if not idempotence.bump(self.accumulator.queued_batches()):
+                if not idempotence.bump(self.accumulator.queued_by_partition()):
                     log.info("Producer epoch exhausted; requesting a new producer id")
             if not idempotence.has_producer_id and idempotence.fatal_error is None:
                 timeout = min(timeout, self._maybe_init_producer_id(now))
@@ -234,7 +225,8 @@ class Sender:
             code = int(response.error_code)
             if code == _NONE:
                 self._pid_attempts = 0
-                idempotence.set_producer_id(int(response.producer_id), int(response.producer_epoch))
+                idempotence.set_producer_id(int(response.producer_id), int(response.producer_epoch),
+                                            self.accumulator.partition_states())
                 return
             error = error_for_code(code)
             if not isinstance(error, RetriableError):
@@ -299,9 +291,10 @@ class Sender:
         version = self.client.version(node, ApiKey.PRODUCE)
         idempotence = self.idempotence
         topic_data: dict[str, list[tuple[int, bytes]]] = {}
+        state_of = self.accumulator.state_of
         for batch in batches:
             if idempotence is not None:
-                idempotence.stamp(batch)
+                state_of(batch).stamp(batch, idempotence.producer_id, idempotence.producer_epoch)
             batch.payload = batch.builder.build(batch.producer_id, batch.producer_epoch, batch.base_sequence)
             topic_data.setdefault(batch.topic, []).append((batch.partition, batch.payload))
             self.in_flight[batch] = node
@@ -324,7 +317,7 @@ class Sender:
         if error is not None:
             self.metadata.request_update()
             for batch in batches:
-                self._on_batch_error(batch, error, now, code=None)
+                self._on_batch_error(batch, error, now)
             return
         if response is None:  # acks=0: done once written to the socket
             for batch in batches:
@@ -343,10 +336,10 @@ class Sender:
             if result is None:
                 self._on_batch_error(batch, error_for_code(
                     -1, "The broker's Produce response left this partition out.", topic=batch.topic,
-                    partition=batch.partition), now, code=-1)
+                    partition=batch.partition), now)
                 continue
             code = int(result.error_code)
-            if code == _NONE or code == _DUPLICATE_SEQUENCE:
+            if code == _NONE:
                 self._succeed(batch, int(result.base_offset), to_millis(getattr(result, "log_append_time", None)))
                 continue
             message = getattr(result, "error_message", None)
@@ -354,55 +347,61 @@ class Sender:
             if record_errors:
                 details = "; ".join(f"record {e.batch_index}: {e.batch_index_error_message}" for e in record_errors)
                 message = f"{message or ''} ({details})".strip()
+            self._on_batch_error(batch, error_for_code(code, message, topic=batch.topic, partition=batch.partition),
+                                 now, result)
+
+    def _on_batch_error(self, batch: ProducerBatch, error: BaseException, now: float, result: Any = None) -> None:
+        """A produce of ``batch`` failed (``result``: the partition's response, if any): ask its
+        partition's state what that means, and do it."""
+        idempotence = self.idempotence
+        state = self.accumulator.state_of(batch)
+        expired = now - batch.created_ms >= self.delivery_timeout_ms
+        action = state.error_action(batch, error, idempotent=idempotence is not None,
+                                    retries_left=batch.attempts < self.retries, expired=expired)
+        if action is ErrorAction.ALREADY_WRITTEN:
+            self._succeed(batch, int(result.base_offset), to_millis(getattr(result, "log_append_time", None)))
+            return
+        if result is not None:
             leader = getattr(result, "current_leader", None)
             if leader is not None and int(leader.leader_id) >= 0:
                 self.metadata.update_leader(batch.topic, batch.partition, int(leader.leader_id), int(leader.leader_epoch), now)
-            self._on_batch_error(batch, error_for_code(code, message, topic=batch.topic, partition=batch.partition), now, code=code)
-
-    def _on_batch_error(self, batch: ProducerBatch, error: BaseException, now: float, code: int | None) -> None:
-        idempotence = self.idempotence
         if batch.done:  # already failed by expiry while in flight
             self.in_flight.pop(batch, None)
             if idempotence is not None:
-                idempotence.resolved(batch, acked=False)
-                self._sequence_lost(batch, error)
+                state.resolved(batch, acked=False)
+                state.lost(batch, error, idempotence)
             return
-        if code in (_MESSAGE_TOO_LARGE, _RECORD_LIST_TOO_LARGE) and batch.record_count > 1:
+        if action is ErrorAction.SPLIT:
             self._split(batch, now)
-            return
-        if idempotence is not None and code in _FATAL_PRODUCER_CODES:
+        elif action is ErrorAction.FATAL:
+            assert idempotence is not None
             idempotence.fatal_error = error
             self._fail(batch, error)
-            return
-        expired = now - batch.created_ms >= self.delivery_timeout_ms
-        sequence_problem = idempotence is not None and code in _SEQUENCE_CODES
-        retriable = isinstance(error, RetriableError) or sequence_problem
-        if retriable and batch.attempts < self.retries and not expired:
-            if sequence_problem:
+        elif action is ErrorAction.FAIL_BATCH:
+            self._fail(batch, error)
+        elif action is ErrorAction.EXPIRE:
+            self._fail(batch, timeout_error(batch, now, self.delivery_timeout_ms, error))
+        else:  # RETRY, RETRY_AFTER_METADATA, BUMP_EPOCH
+            if action is ErrorAction.BUMP_EPOCH:
                 assert idempotence is not None
-                if code == _UNKNOWN_PRODUCER_ID or idempotence.is_oldest_unresolved(batch):
-                    idempotence.request_bump(f"{error}", (batch.topic, batch.partition))
-            if isinstance(error, InvalidMetadataError):
+                idempotence.request_bump(f"{error}", state)
+            elif action is ErrorAction.RETRY_AFTER_METADATA:
                 self.metadata.request_update()
             log.debug("Retrying %r (attempt %d): %s", batch, batch.attempts + 1, error)
             batch.last_error = error  # the cause, should delivery.timeout.ms expire it while queued
             self.in_flight.pop(batch, None)
             if idempotence is not None:
-                idempotence.resolved(batch, acked=False, retrying=True)
+                state.resolved(batch, acked=False, retrying=True)
             self.accumulator.reenqueue(batch, now)
-            return
-        if expired and retriable:
-            error = timeout_error(batch, now, self.delivery_timeout_ms, error)
-        self._fail(batch, error)
 
     def _split(self, batch: ProducerBatch, now: float) -> None:
         """MESSAGE_TOO_LARGE for a multi-record batch: resend its records in halves."""
         self.in_flight.pop(batch, None)
         if self.idempotence is not None:
-            self.idempotence.resolved(batch, acked=False)
+            state = self.accumulator.state_of(batch)
+            state.resolved(batch, acked=False)
             if batch.has_sequence:
-                self.idempotence.request_bump(f"split of a too-large batch for {batch.topic}-{batch.partition}",
-                                              (batch.topic, batch.partition))
+                self.idempotence.request_bump(f"split of a too-large batch for {batch.topic}-{batch.partition}", state)
         assert batch.payload is not None
         records = next(read_batches(batch.payload)).records()
         half = (len(records) + 1) // 2
@@ -435,7 +434,7 @@ class Sender:
     def _succeed(self, batch: ProducerBatch, base_offset: int, log_append_time: int) -> None:
         self.in_flight.pop(batch, None)
         if self.idempotence is not None and batch.has_sequence:
-            self.idempotence.resolved(batch, acked=True)
+            self.accumulator.state_of(batch).resolved(batch, acked=True)
         if not batch.done:
             self.accumulator.completed(batch)
             batch.succeed(base_offset, log_append_time)
@@ -444,21 +443,12 @@ class Sender:
         self.in_flight.pop(batch, None)
         idempotence = self.idempotence
         if idempotence is not None and batch.has_sequence:
-            idempotence.resolved(batch, acked=False)
-            self._sequence_lost(batch, error)
+            state = self.accumulator.state_of(batch)
+            state.resolved(batch, acked=False)
+            state.lost(batch, error, idempotence)
         if not batch.done:
             self.accumulator.completed(batch)
             batch.fail(error)
-
-    def _sequence_lost(self, batch: ProducerBatch, error: BaseException) -> None:
-        """A sent batch failed for good: a gap in its partition's sequence, or maybe not."""
-        assert self.idempotence is not None
-        if isinstance(error, RetriableError):  # expired or cut off: the broker may have it
-            self.idempotence.mark_unresolved(batch)
-        else:
-            self.idempotence.request_bump(
-                f"a batch with sequence {batch.base_sequence} for {batch.topic}-{batch.partition} failed",
-                (batch.topic, batch.partition))
 
     def _expire(self, now: float) -> None:
         for batch in self.accumulator.expired(now):
