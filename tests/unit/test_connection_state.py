@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import struct
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -310,8 +311,8 @@ class _ScriptedSasl:
         self.refuse = refuse
         self.seen: list[Any] = []
 
-    def start(self, api_versions: ApiVersionsResult) -> Any:
-        self.seen.append(api_versions)
+    def start(self, versions: Mapping[int, int]) -> Any:
+        self.seen.append(dict(versions))
         return request_module(17, 1).SaslHandshakeRequest(mechanism="PLAIN")
 
     def on_response(self, response: Any) -> Any:
@@ -341,7 +342,7 @@ def test_authenticator_runs_between_negotiation_and_ready() -> None:
     conn.connection_made()
     [outgoing] = conn.receive(_api_versions_ok(4, 0))
     assert conn.state is ConnectionState.AUTHENTICATING
-    assert sasl.seen == [ApiVersionsResult(0, dict(BROKER), 7)]
+    assert sasl.seen == [{ApiKey.PRODUCE: 11, ApiKey.METADATA: 12, ApiKey.API_VERSIONS: 4}]
     [request] = _requests(outgoing.data)
     assert (request.api_key, request.api_version, request.correlation_id) == (17, 1, 1)
     with pytest.raises(KafkaConnectionError, match="AUTHENTICATING, not READY"):
@@ -359,7 +360,7 @@ def test_authenticator_runs_between_negotiation_and_ready() -> None:
 
 def test_authenticator_with_nothing_to_do_goes_straight_to_ready() -> None:
     class Nothing:
-        def start(self, api_versions: ApiVersionsResult) -> None:
+        def start(self, versions: Mapping[int, int]) -> None:
             return None
 
         def on_response(self, response: Any) -> None:
@@ -387,7 +388,7 @@ def test_authentication_failure_poisons_with_the_authenticators_error() -> None:
 
 def test_authenticator_bug_becomes_an_authentication_error() -> None:
     class Broken:
-        def start(self, api_versions: ApiVersionsResult) -> Any:
+        def start(self, versions: Mapping[int, int]) -> Any:
             raise KeyError("mechanism")
 
         def on_response(self, response: Any) -> None:
@@ -398,3 +399,30 @@ def test_authenticator_bug_becomes_an_authentication_error() -> None:
     with pytest.raises(AuthenticationError, match="The authenticator failed: KeyError"):
         conn.receive(_api_versions_ok(4, 0))
     assert conn.state is ConnectionState.ERROR
+
+
+def test_reauthentication_on_a_ready_connection_lets_earlier_answers_through() -> None:
+    conn = _ready()
+    conn.send(metadata_request(12, None))
+    frame = conn.reauthenticate(_ScriptedSasl())
+    assert conn.state is ConnectionState.AUTHENTICATING
+    [request] = _requests(frame)
+    assert (request.api_key, request.correlation_id) == (17, 2)
+    with pytest.raises(KafkaConnectionError, match="AUTHENTICATING, not READY"):
+        conn.send(metadata_request(12, None))
+    handshake, authenticate = _sasl_answers(2, 3)
+    # The Metadata answer sent before the re-authentication comes first, as a Response.
+    events = conn.receive(_metadata_response(1, controller_id=4) + handshake)
+    assert [type(e) for e in events] == [Response, Outgoing]
+    assert (events[0].correlation_id, events[0].response.controller_id) == (1, 4)
+    assert _requests(events[1].data)[0].api_key == 36
+    [ready] = conn.receive(authenticate)
+    assert type(ready) is Ready and conn.state is ConnectionState.READY
+    assert conn.send(metadata_request(12, None))[0] == 4
+
+
+def test_reauthentication_is_refused_unless_ready() -> None:
+    conn = ClientConnection("kp")
+    with pytest.raises(KafkaConnectionError, match="Cannot re-authenticate: the connection is CONNECTING"):
+        conn.reauthenticate(_ScriptedSasl())
+    assert conn.state is ConnectionState.CONNECTING
