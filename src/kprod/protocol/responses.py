@@ -26,10 +26,13 @@ __all__ = [
     "ApiVersionsResult",
     "BrokerMetadata",
     "InitProducerIdResult",
+    "LeaderIdAndEpoch",
     "MetadataResult",
+    "NO_LEADER",
     "PartitionMetadata",
     "ProduceResult",
     "ProduceResults",
+    "RecordError",
     "TopicMetadata",
     "api_versions_result",
     "init_producer_id_result",
@@ -166,23 +169,40 @@ def init_producer_id_result(response: Any) -> InitProducerIdResult:
 # -- Produce ------------------------------------------------------------------------------------
 
 
-class ProduceResult(NamedTuple):
-    """One partition's answer to a Produce request.
+class RecordError(NamedTuple):
+    """A record the broker refused inside a batch (Produce v8+)."""
 
-    ``log_append_time_ms`` is -1 unless the topic uses LogAppendTime;
+    batch_index: int
+    batch_index_error_message: str | None
+
+
+class LeaderIdAndEpoch(NamedTuple):
+    """The partition's new leader as a Produce error answer names it (KIP-951, v10+)."""
+
+    leader_id: int
+    leader_epoch: int
+
+
+#: No leader hint: before Produce v10, or the broker gave none.
+NO_LEADER = LeaderIdAndEpoch(-1, -1)
+
+
+class ProduceResult(NamedTuple):
+    """One partition's answer to a Produce request; field names are the protocol's.
+
+    ``log_append_time`` is in ms, -1 unless the topic uses LogAppendTime;
     ``log_start_offset`` -1 before v5; ``error_message`` None and
-    ``record_errors`` (batch index, message) empty before v8; ``leader_id`` /
-    ``leader_epoch`` the new leader hint (KIP-951), -1 before v10 or without one.
+    ``record_errors`` empty before v8; ``current_leader`` :data:`NO_LEADER`
+    before v10 or without a hint.
     """
 
     error_code: int
     base_offset: int
-    log_append_time_ms: int
+    log_append_time: int
     log_start_offset: int
     error_message: str | None
-    record_errors: tuple[tuple[int, str | None], ...]
-    leader_id: int
-    leader_epoch: int
+    record_errors: tuple[RecordError, ...]
+    current_leader: LeaderIdAndEpoch
 
 
 class ProduceResults(NamedTuple):
@@ -199,7 +219,12 @@ _new_tuple = tuple.__new__
 
 
 def produce_results(response: Any) -> ProduceResults:
-    """Normalise a Produce response of any version kprod speaks (v3+)."""
+    """Normalise a Produce response of any version kprod speaks (v3+).
+
+    Runs on the I/O thread once per response: fields a version lacks are
+    decided once per response, and the optional error details are only read
+    for a partition that failed.
+    """
     version = response.__version__
     with_start = version >= 5
     with_errors = version >= 8
@@ -211,14 +236,16 @@ def produce_results(response: Any) -> ProduceResults:
             code = int(p.error_code)
             append_time = p.log_append_time
             message: str | None = None
-            record_errors: tuple[tuple[int, str | None], ...] = ()
-            leader_id = leader_epoch = -1
+            record_errors: tuple[RecordError, ...] = ()
+            leader = NO_LEADER
             if code:
                 if with_errors:
                     message = p.error_message
-                    record_errors = tuple((int(e.batch_index), e.batch_index_error_message) for e in p.record_errors)
-                if with_leader and p.current_leader is not None:
-                    leader_id, leader_epoch = int(p.current_leader.leader_id), int(p.current_leader.leader_epoch)
+                    record_errors = tuple(
+                        RecordError(e.batch_index, e.batch_index_error_message) for e in p.record_errors
+                    )
+                if with_leader and p.current_leader is not None and p.current_leader.leader_id >= 0:
+                    leader = LeaderIdAndEpoch(p.current_leader.leader_id, p.current_leader.leader_epoch)
             # kio reads int fields as plain ints: no int() calls needed on this path.
             results[(name, p.index)] = _new_tuple(ProduceResult, (
                 code,
@@ -227,11 +254,10 @@ def produce_results(response: Any) -> ProduceResults:
                 p.log_start_offset if with_start else -1,
                 message,
                 record_errors,
-                leader_id,
-                leader_epoch,
+                leader,
             ))
     endpoints: dict[int, tuple[str, int]] = {}
     if with_leader and response.node_endpoints:
         for e in response.node_endpoints:
-            endpoints[int(e.node_id)] = (e.host, int(e.port))
+            endpoints[e.node_id] = (e.host, e.port)
     return _new_tuple(ProduceResults, (results, endpoints, response.throttle_time // _ONE_MS))
