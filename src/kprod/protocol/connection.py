@@ -254,7 +254,7 @@ class ClientConnection:
 
     # -- the handshake -----------------------------------------------------
 
-    def _handshake(self, frame: bytes, api_key: int, version: int, events: list[Event]) -> None:
+    def _handshake(self, frame: memoryview, api_key: int, version: int, events: list[Event]) -> None:
         if self.state is ConnectionState.NEGOTIATING:
             self._on_api_versions(frame, version, events)
             return
@@ -266,7 +266,7 @@ class ClientConnection:
             raise self._poison(_auth_error(exc)) from exc
         self._next_handshake_step(request, events)
 
-    def _on_api_versions(self, frame: bytes, version: int, events: list[Event]) -> None:
+    def _on_api_versions(self, frame: memoryview, version: int, events: list[Event]) -> None:
         try:
             _, response = decode_response(frame, ApiKey.API_VERSIONS, version)
         except ProtocolError as exc:

@@ -19,7 +19,7 @@ import datetime
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from kprod.protocol.requests import to_millis
+from kprod.protocol.entities import to_millis
 from kprod.protocol.versions import broker_ranges
 
 __all__ = [
