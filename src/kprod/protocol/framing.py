@@ -58,10 +58,15 @@ def encode_request(request: Any, correlation_id: int, client_id: str | None) -> 
         correlation_id=correlation_id,
         client_id=client_id,
     )
+    return _framed(header, request)
+
+
+def _framed(header: Any, body: Any) -> bytes:
+    """Size prefix + header + body, written by kio."""
     buffer = io.BytesIO()
     buffer.write(b"\0\0\0\0")
     write_entity(buffer, header)
-    write_entity(buffer, request)
+    write_entity(buffer, body)
     size = buffer.tell() - 4
     buffer.seek(0)
     buffer.write(_SIZE.pack(size))
@@ -242,12 +247,4 @@ def _read_legacy_client_id(frame: bytes | memoryview) -> str | None:
 
 def encode_response(response: Any, correlation_id: int) -> bytes:
     """One size-prefixed response frame, server side."""
-    header = response.__header_schema__(correlation_id=correlation_id)
-    buffer = io.BytesIO()
-    buffer.write(b"\0\0\0\0")
-    write_entity(buffer, header)
-    write_entity(buffer, response)
-    size = buffer.tell() - 4
-    buffer.seek(0)
-    buffer.write(_SIZE.pack(size))
-    return buffer.getvalue()
+    return _framed(response.__header_schema__(correlation_id=correlation_id), response)
