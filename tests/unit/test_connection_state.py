@@ -426,3 +426,54 @@ def test_reauthentication_is_refused_unless_ready() -> None:
     with pytest.raises(KafkaConnectionError, match="Cannot re-authenticate: the connection is CONNECTING"):
         conn.reauthenticate(_ScriptedSasl())
     assert conn.state is ConnectionState.CONNECTING
+
+
+# -- any bytes ------------------------------------------------------------------------------------
+
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(data=st.binary(max_size=300), negotiated=st.booleans())
+def test_any_bytes_give_events_or_a_protocol_error_never_anything_else(data: bytes, negotiated: bool) -> None:
+    conn = ClientConnection("kp")
+    if negotiated:
+        _ready(conn)
+        conn.send(metadata_request(12, None))
+        conn.send(metadata_request(1, None))
+    else:
+        conn.connection_made()
+    try:
+        events = conn.receive(data)
+    except ProtocolError:
+        assert conn.state is ConnectionState.ERROR
+        with pytest.raises(ProtocolError, match="unusable after an earlier error"):
+            conn.receive(b"")
+    else:
+        assert conn.state is not ConnectionState.ERROR
+        for event in events:
+            assert type(event) in ((Response,) if negotiated else (Outgoing, Ready))
+
+
+def _cut(stream: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
+    return [stream[start:end] for start, end in zip(points, points[1:])]
+
+
+@hypothesis.settings(max_examples=100, deadline=None)
+@hypothesis.given(cuts=st.lists(st.integers(min_value=0, max_value=2_000), max_size=12))
+def test_a_stream_cut_anywhere_gives_the_same_events(cuts: list[int]) -> None:
+    conn = ClientConnection("kp")
+    conn.connection_made()
+    handshake: list[Any] = []
+    for chunk in _cut(_api_versions_ok(4, 0), cuts):
+        handshake += conn.receive(chunk)
+    assert [type(e) for e in handshake] == [Ready]
+    for _ in range(3):
+        conn.send(metadata_request(12, None))
+    responses: list[Any] = []
+    for chunk in _cut(b"".join(_metadata_response(1 + i, controller_id=i) for i in range(3)), cuts):
+        responses += conn.receive(chunk)
+    assert [(e.correlation_id, e.response.controller_id) for e in responses] == [(1, 0), (2, 1), (3, 2)]
+    assert conn.in_flight == 0
