@@ -403,11 +403,10 @@ class NetworkClient:
         for node in self.nodes.values():
             if node.state == _DISCONNECTED:
                 continue
-            if not node.ready:
-                if now >= node.connect_deadline:
-                    self._close_node(node, KafkaTimeoutError(
-                        f"Connection setup to {node!r} timed out after {self.connection_setup_timeout_ms} ms "
-                        "(socket.connection.setup.timeout.ms)."))
+            if not node.ready and now >= node.connect_deadline:  # handshake not done in time
+                self._close_node(node, KafkaTimeoutError(
+                    f"Connection setup to {node!r} timed out after {self.connection_setup_timeout_ms} ms "
+                    "(socket.connection.setup.timeout.ms)."))
             elif node.awaiting and now >= node.awaiting[0][0]:
                 self._close_node(node, KafkaTimeoutError(
                     f"{node!r} did not answer within request.timeout.ms ({self.request_timeout_ms} ms); "
