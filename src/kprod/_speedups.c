@@ -1080,6 +1080,8 @@ typedef struct {
     Py_ssize_t max_request_size;
     Py_ssize_t buffer_memory;
     int keyed;                 /* not partitioner.ignore.keys */
+    PyTypeObject *state_type;  /* the partition states' type, once seen */
+    Py_ssize_t queue_offset;   /* where its `queue` slot lives in the object; 0: read it by name */
 } SendPath;
 
 static PyObject *str_closed, *str_partition_counts, *str_available, *str_queue;
@@ -1096,6 +1098,7 @@ static int sendpath_traverse(SendPath *self, visitproc visit, void *arg)
     Py_VISIT(self->wakeup);
     Py_VISIT(self->future_type);
     Py_VISIT(self->metadata);
+    Py_VISIT(self->state_type);
     return 0;
 }
 
@@ -1111,6 +1114,8 @@ static int sendpath_clear(SendPath *self)
     Py_CLEAR(self->wakeup);
     Py_CLEAR(self->future_type);
     Py_CLEAR(self->metadata);
+    Py_CLEAR(self->state_type);
+    self->queue_offset = 0;
     return 0;
 }
 
@@ -1178,13 +1183,45 @@ static inline Py_ssize_t plain_len(PyObject *obj) /* bytes or None; -2 for anyth
     return -2;
 }
 
+/* The `queue` of a PartitionState (new reference), or NULL with an error set. Its type's
+ * `queue` is a slot (a member descriptor): the first time, find where the slot lives in the
+ * object, then read it there, as the descriptor would; anything else is read by name. */
+static PyObject *state_queue(SendPath *self, PyObject *state)
+{
+    PyTypeObject *type = Py_TYPE(state);
+    if (type != self->state_type) {
+        Py_INCREF(type);
+        Py_XSETREF(self->state_type, type);
+        self->queue_offset = 0;
+        PyObject *descr = PyObject_GetAttr((PyObject *)type, str_queue);
+        if (descr == NULL)
+            return NULL;
+        if (Py_IS_TYPE(descr, &PyMemberDescr_Type)) {
+            PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+            if (member->type == T_OBJECT_EX && !(member->flags & READONLY) && member->offset > 0)
+                self->queue_offset = member->offset;
+        }
+        Py_DECREF(descr);
+    }
+    if (self->queue_offset > 0) {
+        PyObject *queue = *(PyObject **)((char *)state + self->queue_offset);
+        if (queue == NULL) {
+            PyErr_SetString(PyExc_AttributeError, "queue");
+            return NULL;
+        }
+        Py_INCREF(queue);
+        return queue;
+    }
+    return PyObject_GetAttr(state, str_queue);
+}
+
 /* The open batch of topic-partition (new reference), or NULL (none / full; no error set). */
 static PyObject *open_batch(SendPath *self, PyObject *topic, long partition)
 {
     PyObject *queues = PyDict_GetItemWithError(self->queues, topic);
     if (queues == NULL || !PyList_Check(queues) || partition >= PyList_GET_SIZE(queues))
         return NULL;
-    PyObject *queue = PyObject_GetAttr(PyList_GET_ITEM(queues, partition), str_queue);
+    PyObject *queue = state_queue(self, PyList_GET_ITEM(queues, partition));
     if (queue == NULL)
         return NULL;
     Py_ssize_t length = PySequence_Length(queue);

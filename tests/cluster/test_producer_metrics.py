@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from typing import Any
 
 import pytest
@@ -81,7 +82,7 @@ def test_sizes_and_bytes_match_the_batches_the_brokers_stored(cluster: EmbeddedC
     with producer_for(cluster, **{"linger.ms": 60_000, "compression.type": "gzip"}) as producer:
         for round_ in range(3):
             for i in range(50):
-                producer.send(topic, b"x" * (10 + i), key=b"k%d" % i, partition=round_ % 3)
+                producer.send(topic, b"x" * (10 + i), key=b"k%d" % i, partition=round_ % 3, timestamp=1000)
             producer.flush(10)
         stored = [batch for p in range(3) for batch in cluster.partition_log(topic, p)]
         assert len(stored) == 3
@@ -91,8 +92,10 @@ def test_sizes_and_bytes_match_the_batches_the_brokers_stored(cluster: EmbeddedC
         assert value(producer, "batch-size-avg") == pytest.approx(sum(wire) / 3)
         assert value(producer, "records-per-request-avg") == pytest.approx(50)
         assert value(producer, "record-send-total") == 150
-        # Largest record: 59-byte value, 3-byte key; encoded length 70 bytes + 1-byte prefix.
-        assert value(producer, "record-size-max") == 71
+        # Largest record: attributes, timestamp delta 0, offset delta 49, key length, 3-byte key,
+        # value length, 59-byte value, no headers: 68 bytes, plus its length prefix (a zigzag
+        # varint: 136 takes 2 bytes).
+        assert value(producer, "record-size-max") == 70
         assert 0 < value(producer, "compression-rate-avg") < 1
         assert 0 < value(producer, "compression-rate", "producer-topic-metrics", topic=topic) < 1
         assert value(producer, "record-queue-time-max") >= value(producer, "record-queue-time-avg") >= 0
@@ -122,26 +125,26 @@ def test_gauges_buffer_connections_requests_and_node_metrics(cluster: EmbeddedCl
 def test_throttle_time_is_reported(cluster: EmbeddedCluster, topic: str) -> None:
     with producer_for(cluster) as producer:
         producer.send(topic, b"v", partition=0).result(10)
-        for broker in cluster.brokers():
+        for broker in cluster.brokers:
             cluster.throttle(broker.node_id, 40)
         producer.send(topic, b"w", partition=0).result(10)
         assert value(producer, "produce-throttle-time-max") == 40
 
 
 def test_stats_callback_gets_json_ready_snapshots(cluster: EmbeddedCluster, topic: str) -> None:
-    seen: list[dict[str, Any]] = []
-    config = {"statistics.interval.ms": 20, "stats.callback": seen.append}
+    snapshots: list[dict[str, Any]] = []
+    sent_seen = threading.Event()
+
+    def on_stats(snapshot: dict[str, Any]) -> None:
+        snapshots.append(snapshot)
+        if snapshot["producer-metrics"]["record-send-total"] == 1:
+            sent_seen.set()
+
+    config = {"statistics.interval.ms": 20, "stats.callback": on_stats}
     with producer_for(cluster, **config) as producer:
         producer.send(topic, b"v", partition=0).result(10)
-        deadline_checks = 0
-        while not any(s["producer-metrics"]["record-send-total"] == 1 for s in seen):
-            deadline_checks += 1
-            assert deadline_checks < 500, "no statistics snapshot after the send"
-            producer.flush(0.02)  # returns at once: nothing queued; a pause without sleep()
-            import threading
-
-            threading.Event().wait(0.01)
-        snapshot = next(s for s in seen if s["producer-metrics"]["record-send-total"] == 1)
+        assert sent_seen.wait(10), "no statistics snapshot counted the send"
+    snapshot = next(s for s in snapshots if s["producer-metrics"]["record-send-total"] == 1)
     assert snapshot["producer-topic-metrics"][topic]["record-send-total"] == 1
     decoded = json.loads(snapshot_json(snapshot))
     assert decoded["producer-metrics"]["buffer-total-bytes"] == 33554432

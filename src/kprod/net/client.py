@@ -2,10 +2,17 @@
 
 Like the Java client's NetworkClient: the producer's sender asks whether a
 node is ready, sends requests to it with a handler, and calls :meth:`poll`,
-which does all socket I/O (connect, ApiVersions negotiation, writes, reads),
-expires requests past ``request.timeout.ms`` and runs the handlers. Nothing
-here blocks but ``poll``'s select, and nothing here is thread-safe except
-:meth:`wakeup`.
+which does all socket I/O (connect, writes, reads), expires requests past
+``request.timeout.ms`` and runs the handlers. Nothing here blocks but
+``poll``'s select, and nothing here is thread-safe except :meth:`wakeup`.
+
+This module owns sockets only. Each connection's protocol life (ApiVersions
+negotiation with its fallbacks, authentication, request numbering, response
+matching, poisoning) is :class:`kprod.protocol.connection.ClientConnection`,
+the same state machine :mod:`kprod.net.blocking` uses. Bytes leave through
+:meth:`NetworkClient._send_bytes` and arrive through
+:meth:`NetworkClient._read`, one place per direction, so a transport (TLS)
+can sit below the framing.
 """
 
 from __future__ import annotations
@@ -17,10 +24,15 @@ from collections import deque
 from typing import Any, Callable
 
 from kprod._version import __version__
-from kprod.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, ProtocolError
-from kprod.protocol.connection import ClientConnection
-from kprod.protocol.messages import CLIENT_VERSIONS, ApiKey
-from kprod.protocol.versions import api_versions_request, broker_ranges, negotiate
+from kprod.errors import AuthenticationError, KafkaConnectionError, KafkaError, KafkaTimeoutError
+from kprod.protocol.connection import (
+    Authenticator,
+    ClientConnection,
+    ConnectionState,
+    Outgoing,
+    Ready,
+    Response,
+)
 from kprod.net import syscalls
 from kprod.net.poller import READ, WRITE, make_poller
 
@@ -31,8 +43,9 @@ log = logging.getLogger("kprod.net")
 #: Called once per request with (response, None) or (None, error).
 Handler = Callable[[Any, BaseException | None], None]
 
-_DISCONNECTED, _CONNECTING, _NEGOTIATING, _READY = range(4)
-_UNSUPPORTED_VERSION = 35
+#: Transport states; once _CONNECTED, the protocol state machine says whether the node is ready.
+_DISCONNECTED, _CONNECTING, _CONNECTED = range(3)
+_READY = ConnectionState.READY
 _RECV_SIZE = 1 << 18
 
 
@@ -41,8 +54,7 @@ class _Node:
 
     __slots__ = (
         "node_id", "host", "port", "sock", "state", "protocol", "out", "awaiting",
-        "flushed_handlers", "versions", "api_versions_version", "connect_deadline",
-        "reconnect_at", "failures", "registered_events",
+        "flushed_handlers", "connect_deadline", "reconnect_at", "failures", "registered_events",
     )
 
     def __init__(self, node_id: int, host: str, port: int) -> None:
@@ -57,12 +69,16 @@ class _Node:
         self.awaiting: deque[tuple[float, Handler]] = deque()
         # Handlers of requests without a response (acks=0): run once written out.
         self.flushed_handlers: list[Handler] = []
-        self.versions: dict[int, int] = {}
-        self.api_versions_version = CLIENT_VERSIONS[ApiKey.API_VERSIONS][1]
         self.connect_deadline = 0.0
         self.reconnect_at = 0.0
         self.failures = 0
         self.registered_events = 0
+
+    @property
+    def ready(self) -> bool:
+        """Connected and through the protocol handshake."""
+        protocol = self.protocol
+        return protocol is not None and protocol.state is _READY
 
     def __repr__(self) -> str:
         return f"node {self.node_id} ({self.host}:{self.port})"
@@ -83,6 +99,7 @@ class NetworkClient:
         send_buffer_bytes: int = 131072,
         receive_buffer_bytes: int = 32768,
         on_disconnect: Callable[[int], None] | None = None,
+        authenticator_factory: Callable[[], Authenticator] | None = None,
     ) -> None:
         self.client_id = client_id
         self.clock = clock
@@ -96,6 +113,9 @@ class NetworkClient:
         # Told when a connection drops or cannot be made: a leader may have
         # moved, so the producer refreshes its metadata (Java does the same).
         self.on_disconnect = on_disconnect
+        # Extension point for SASL: a fresh sans-IO authenticator per connection,
+        # run by the protocol state machine between negotiation and READY.
+        self.authenticator_factory = authenticator_factory
         self._poller = make_poller()
         self._receiver = syscalls.Receiver(_RECV_SIZE)
         self._by_fd: dict[int, _Node] = {}
@@ -135,7 +155,7 @@ class NetworkClient:
     def is_ready(self, node_id: int) -> bool:
         """Connected and negotiated: requests can be sent now."""
         node = self.nodes.get(node_id)
-        return node is not None and node.state == _READY
+        return node is not None and node.ready
 
     def ready(self, node_id: int, now: float) -> bool:
         """Like :meth:`is_ready`, but starts connecting when allowed to."""
@@ -144,7 +164,7 @@ class NetworkClient:
             return False
         if node.state == _DISCONNECTED and now >= node.reconnect_at:
             self._connect(node, now)
-        return node.state == _READY
+        return node.ready
 
     def connection_delay(self, node_id: int, now: float) -> float:
         """Milliseconds until a connection attempt to ``node_id`` is allowed."""
@@ -166,16 +186,18 @@ class NetworkClient:
     def version(self, node_id: int, api_key: int) -> int | None:
         """The negotiated version of ``api_key`` with ``node_id`` (None if not usable)."""
         node = self.nodes.get(node_id)
-        return node.versions.get(api_key) if node is not None else None
+        if node is None or node.protocol is None:
+            return None
+        return node.protocol.versions.get(api_key)
 
     def least_loaded_node(self, now: float) -> int | None:
         """A node to ask for metadata: ready with the fewest in flight, else one to connect to."""
         best: _Node | None = None
         best_load = 1 << 30
         for node in self.nodes.values():
-            if node.state == _READY:
+            if node.ready:
                 load = len(node.awaiting)
-            elif node.state in (_CONNECTING, _NEGOTIATING):
+            elif node.state != _DISCONNECTED:
                 load = 1 << 20
             elif now >= node.reconnect_at:
                 load = 1 << 25
@@ -190,9 +212,10 @@ class NetworkClient:
     def send(self, node_id: int, request: Any, handler: Handler, *, expect_response: bool = True) -> None:
         """Queue ``request`` to a ready node; ``handler`` runs in a later :meth:`poll`."""
         node = self.nodes[node_id]
-        if node.state != _READY or node.protocol is None:
+        protocol = node.protocol
+        if protocol is None or protocol.state is not _READY:
             raise KafkaConnectionError(f"Cannot send to {node!r}: not connected.")
-        _, frame = node.protocol.send(request, expect_response=expect_response)
+        _, frame = protocol.send(request, expect_response=expect_response)
         if expect_response:
             node.awaiting.append((self.clock() + self.request_timeout_ms, handler))
         else:
@@ -280,7 +303,12 @@ class NetworkClient:
             return
         node.sock = sock
         node.state = _CONNECTING
-        node.protocol = ClientConnection(self.client_id)
+        factory = self.authenticator_factory
+        node.protocol = ClientConnection(
+            self.client_id,
+            software_version=__version__,
+            authenticator=factory() if factory is not None else None,
+        )
         node.connect_deadline = now + self.connection_setup_timeout_ms
         node.registered_events = WRITE
         self._poller.register(sock.fileno(), WRITE)
@@ -293,44 +321,27 @@ class NetworkClient:
             log.debug("Connection to %r failed: %s", node, errno.errorcode.get(code, code))
             self._close_node(node, KafkaConnectionError(f"Could not connect to {node!r}: {errno.errorcode.get(code, code)}."))
             return
-        node.state = _NEGOTIATING
+        node.state = _CONNECTED
         self._set_events(node, READ)
-        self._send_api_versions(node)
-
-    def _send_api_versions(self, node: _Node) -> None:
         assert node.protocol is not None
-        request = api_versions_request(node.api_versions_version, __version__)
-        _, frame = node.protocol.send(request)
-        node.awaiting.append((node.connect_deadline, self._on_api_versions(node)))
-        self._write(node, frame)
+        self._write(node, node.protocol.connection_made())
 
-    def _on_api_versions(self, node: _Node) -> Handler:
-        def handle(response: Any, error: BaseException | None) -> None:
-            if error is not None:
-                return  # the connection is already closed and backed off
-            if int(response.error_code) == _UNSUPPORTED_VERSION:
-                ranges = broker_ranges(response)
-                broker_max = ranges.get(ApiKey.API_VERSIONS, (0, 0))[1]
-                node.api_versions_version = min(node.api_versions_version, broker_max)
-                self._send_api_versions(node)
-                return
-            node.versions = negotiate(broker_ranges(response))
-            node.state = _READY
-            node.failures = 0
-            log.debug("Connected to %r", node)
-
-        return handle
+    def _send_bytes(self, node: _Node, data: bytes | bytearray) -> int:
+        """Write what the socket takes now: the one place bytes leave (-1: connection closed)."""
+        sock = node.sock
+        assert sock is not None
+        try:
+            return syscalls.send(sock, data)
+        except OSError as exc:
+            self._close_node(node, KafkaConnectionError(f"Sending to {node!r} failed: {exc}."))
+            return -1
 
     def _write(self, node: _Node, frame: bytes) -> None:
         if node.out:
             node.out += frame
             return
-        sock = node.sock
-        assert sock is not None
-        try:
-            sent = syscalls.send(sock, frame)
-        except OSError as exc:
-            self._close_node(node, KafkaConnectionError(f"Sending to {node!r} failed: {exc}."))
+        sent = self._send_bytes(node, frame)
+        if sent < 0:
             return
         if sent < len(frame):
             node.out += memoryview(frame)[sent:]
@@ -339,12 +350,8 @@ class NetworkClient:
             self._complete_flushed(node)
 
     def _flush(self, node: _Node) -> None:
-        sock = node.sock
-        assert sock is not None
-        try:
-            sent = syscalls.send(sock, node.out)
-        except OSError as exc:
-            self._close_node(node, KafkaConnectionError(f"Sending to {node!r} failed: {exc}."))
+        sent = self._send_bytes(node, node.out)
+        if sent < 0:
             return
         del node.out[:sent]
         if not node.out:
@@ -358,6 +365,7 @@ class NetworkClient:
         node.flushed_handlers = []
 
     def _read(self, node: _Node) -> None:
+        """Read what the socket has: the one place bytes arrive."""
         sock = node.sock
         assert sock is not None and node.protocol is not None
         receiver = self._receiver
@@ -373,35 +381,43 @@ class NetworkClient:
                 self._close_node(node, KafkaConnectionError(f"{node!r} closed the connection."))
                 return
             try:
-                responses = node.protocol.receive(data)
-            except ProtocolError as exc:
-                if node.state == _NEGOTIATING and node.api_versions_version > 0:
-                    # An ApiVersions error body we could not parse: retry at v0 on a new connection.
-                    node.api_versions_version = 0
-                    self._close_node(node, exc, backoff=False)
-                    return
-                log.error("Protocol error on %r: %s", node, exc)
+                events = node.protocol.receive(data)
+            except KafkaError as exc:  # the state machine is poisoned: drop the connection
+                if isinstance(exc, AuthenticationError):
+                    log.error("Authentication with %r failed: %s", node, exc)
+                else:
+                    log.error("Protocol error on %r: %s", node, exc)
                 self._close_node(node, exc)
                 return
-            for _, response in responses:
-                _, handler = node.awaiting.popleft()
-                self._completed.append((handler, response, None))
+            for event in events:
+                if type(event) is Response:
+                    _, handler = node.awaiting.popleft()
+                    self._completed.append((handler, event.response, None))
+                elif type(event) is Outgoing:
+                    self._write(node, event.data)
+                    if node.sock is None:
+                        return
+                elif type(event) is Ready:
+                    node.failures = 0
+                    log.debug("Connected to %r", node)
             if len(data) < _RECV_SIZE:
                 return
 
     def _expire(self, now: float) -> None:
         for node in self.nodes.values():
-            if node.state == _CONNECTING or node.state == _NEGOTIATING:
-                if now >= node.connect_deadline:
-                    self._close_node(node, KafkaTimeoutError(
-                        f"Connection setup to {node!r} timed out after {self.connection_setup_timeout_ms} ms "
-                        "(socket.connection.setup.timeout.ms)."))
+            if node.state == _DISCONNECTED:
+                continue
+            if not node.ready and now >= node.connect_deadline:  # handshake not done in time
+                self._close_node(node, KafkaTimeoutError(
+                    f"Connection setup to {node!r} timed out after {self.connection_setup_timeout_ms} ms "
+                    "(socket.connection.setup.timeout.ms)."))
             elif node.awaiting and now >= node.awaiting[0][0]:
                 self._close_node(node, KafkaTimeoutError(
                     f"{node!r} did not answer within request.timeout.ms ({self.request_timeout_ms} ms); "
                     "the connection was closed and the request will be retried if allowed."))
 
     def _close_node(self, node: _Node, error: BaseException, *, backoff: bool = True) -> None:
+        was_ready = node.ready
         if node.sock is not None:
             self._by_fd.pop(node.sock.fileno(), None)
             self._poller.unregister(node.sock.fileno())
@@ -409,7 +425,6 @@ class NetworkClient:
         node.sock = None
         node.protocol = None
         node.registered_events = 0
-        was_ready = node.state == _READY
         node.state = _DISCONNECTED
         node.out = bytearray()
         now = self.clock()

@@ -201,8 +201,8 @@ class RecordAccumulator:
             with self.lock:
                 if self.closed:
                     break
-                batches = [queue[-1] if queue and not queue[-1].full else None
-                           for queue in [state.queue for state in self._states(topic, num_partitions)]]
+                batches = [queue[-1] if (queue := state.queue) and not queue[-1].full else None
+                           for state in self._states(topic, num_partitions)]
                 sticky_partition = sticky.partition(topic, num_partitions, available) if uses_sticky else -1
                 budget = sticky.remaining(topic) if uses_sticky else 0
                 i, used, reason = _append_many(

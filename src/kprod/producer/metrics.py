@@ -225,10 +225,10 @@ class ProducerMetrics:
                 self._queue_time.record(queued, now)
                 self._record_size_avg.record(record_bytes, now, count)
                 self._record_size_max.record(largest, now)
-            for sensors, (count, wire, ratio_sum, n) in topic_sensors:
-                sensors[0].record(count, now)
-                sensors[1].record(wire, now)
-                sensors[2].record(ratio_sum, now, int(n))
+            for sensors, (topic_records, topic_bytes, ratio_sum, batch_count) in topic_sensors:
+                sensors[0].record(topic_records, now)
+                sensors[1].record(topic_bytes, now)
+                sensors[2].record(ratio_sum, now, int(batch_count))
 
     def on_retry(self, topic: str, records: int, now: float) -> None:
         sensor = self._topic(topic)[4]
