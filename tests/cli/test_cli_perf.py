@@ -285,3 +285,29 @@ def test_perf_payload_file_counts_records_too_large_to_send(
     ]
     assert f"kprod perf: {summary['records_failed']} of 200 records failed." in run.err
     assert cluster.end_offset(topic_name, 0) == summary["records_sent"]
+
+
+def test_perf_print_metrics_prints_the_producer_metrics_table() -> None:
+    run = run_kprod("perf", "--topic", "bench", "--num-records", "2500", "--record-size", "80", "--print-metrics")
+    assert run.status == 0, str(run)
+    lines = run.out.splitlines()
+    _summary(lines[0])
+    assert lines[1].startswith("Metric Name") and lines[1].rstrip().endswith("Value")
+    table = dict(line.rsplit(" : ", 1) for line in lines[2:])
+    names = [name.strip() for name in table]
+    assert names == sorted(names)
+    values = {name.strip(): float(value) for name, value in table.items()}
+    # Each record sent once (no faults on a fresh embedded cluster), and all of it flushed.
+    assert values["producer-metrics:record-send-total:{client-id=kprod-perf}"] == 2500
+    assert values["producer-topic-metrics:record-send-total:{client-id=kprod-perf,topic=bench}"] == 2500
+    assert values["producer-metrics:record-error-total:{client-id=kprod-perf}"] == 0
+    assert values["producer-metrics:buffer-available-bytes:{client-id=kprod-perf}"] == 33554432
+    assert any(name.startswith("producer-node-metrics:request-total:") for name in names)
+
+
+def test_perf_print_metrics_in_json() -> None:
+    run = run_kprod("perf", "--topic", "bench", "--num-records", "500", "--record-size", "10", "--json",
+                    "--print-metrics")
+    assert run.status == 0, str(run)
+    metrics = json.loads(run.out)["metrics"]
+    assert metrics["producer-metrics:record-send-total:{client-id=kprod-perf}"] == 500

@@ -14,9 +14,10 @@ sleeps rather than spins.
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +96,10 @@ def build_parser(prog: str = "kprod perf") -> CommandParser:
     add_producer_options(parser)
     parser.add_argument(
         "--json", action="store_true", help="print one JSON summary object on stdout instead of the text lines"
+    )
+    parser.add_argument(
+        "--print-metrics", action="store_true",
+        help="print the producer's metrics at the end, as Kafka's perf tool does (see docs/metrics.md)",
     )
     return parser
 
@@ -222,6 +227,7 @@ def _run(
             raise CliError(str(exc)) from None
         producer.flush()
         end = now_ms()
+        metrics = producer.metrics() if options.print_metrics else None
     except BaseException:
         if bar is not None:
             bar.stop()
@@ -233,11 +239,26 @@ def _run(
     summary = stats.summary(end)
     held = records_in_topic(cluster, options.topic, EMBEDDED_PARTITIONS) if cluster is not None else None
     if options.json:
-        console.print(json.dumps(_json(options, config, summary.as_dict(), stats, cluster, held)))
+        report = _json(options, config, summary.as_dict(), stats, cluster, held)
+        if metrics is not None:
+            report["metrics"] = {str(name): None if math.isnan(value) else value
+                                 for name, value in sorted(metrics.items(), key=lambda item: str(item[0]))}
+        console.print(json.dumps(report))
     else:
         console.print(summary.line())
+        if metrics is not None:
+            console.print(_metrics_table(metrics))
     return finish(console, prog, topic=options.topic, held=held, failed=summary.records_failed,
                   total=options.num_records, interrupted=interrupted)
+
+
+def _metrics_table(metrics: Mapping[Any, float]) -> str:
+    """Kafka's perf tool's closing table: ``group:name:{tags} : value``, sorted by name."""
+    rows = sorted((str(name), value) for name, value in metrics.items())
+    width = max(len("Metric Name"), *(len(name) for name, _ in rows))
+    lines = [f"{'Metric Name':<{width}}   Value"]
+    lines += [f"{name:<{width}} : {value:.3f}" for name, value in rows]
+    return "\n".join(lines)
 
 
 def _json(
