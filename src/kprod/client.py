@@ -437,17 +437,12 @@ class Producer(SendCore):
 
     def _add_gauges(self, pool: MemoryPool, network: NetworkClient) -> None:
         add, metadata, metrics = self._metrics.add_gauge, self._metadata, self._metrics
-        add("buffer-total-bytes", "The maximum memory the producer can use for queued records "
-            "(buffer.memory).", lambda: pool.total)
-        add("buffer-available-bytes", "The part of buffer.memory not reserved by batches.",
-            lambda: pool.available)
-        add("waiting-threads", "The number of threads blocked waiting for buffer memory.",
-            lambda: pool.waiters)
-        add("requests-in-flight", "The number of requests sent and not yet answered.",
-            lambda: metrics.requests_in_flight)
-        add("connection-count", "The number of open connections to brokers.", network.connection_count)
-        add("metadata-age", "The age in seconds of the metadata in use.",
-            lambda: (_monotonic_ms() - metadata.last_refresh_ms) / 1000.0)
+        add("buffer-total-bytes", lambda: pool.total)
+        add("buffer-available-bytes", lambda: pool.available)
+        add("waiting-threads", lambda: pool.waiters)
+        add("requests-in-flight", lambda: metrics.requests_in_flight)
+        add("connection-count", network.connection_count)
+        add("metadata-age", lambda: (_monotonic_ms() - metadata.last_refresh_ms) / 1000.0)
 
     def _raise_unusable(self) -> None:
         if self._forked or os.getpid() != self._owner_pid:

@@ -151,6 +151,19 @@ def test_stats_callback_gets_json_ready_snapshots(cluster: EmbeddedCluster, topi
     assert all(not (isinstance(v, float) and math.isnan(v)) for v in decoded["producer-metrics"].values())
 
 
+def test_a_failing_stats_callback_does_not_stop_the_producer(cluster: EmbeddedCluster, topic: str) -> None:
+    calls = threading.Semaphore(0)
+
+    def broken(snapshot: dict[str, Any]) -> None:
+        calls.release()
+        raise RuntimeError("dashboard down")
+
+    with producer_for(cluster, **{"statistics.interval.ms": 10, "stats.callback": broken}) as producer:
+        assert calls.acquire(timeout=10) and calls.acquire(timeout=10)  # called again after raising
+        assert producer.send(topic, b"still delivered", partition=0).result(10).offset == 0
+    assert [r.value for r in cluster.records(topic, 0)] == [b"still delivered"]
+
+
 def test_reporters_are_told_and_bad_ones_refused(cluster: EmbeddedCluster) -> None:
     class Reporter:
         def __init__(self) -> None:

@@ -142,3 +142,13 @@ def test_a_reporter_without_the_methods_is_refused() -> None:
     registry = Metrics(MetricConfig(), lambda: 0.0)
     with pytest.raises(TypeError, match="metric_change"):
         registry.add_reporter(object())  # type: ignore[arg-type]
+
+
+def test_docs_metrics_table_is_generated_from_the_code() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "gen_metrics_docs.py"
+    assert subprocess.run([sys.executable, str(script), "--check"]).returncode == 0, (
+        "docs/metrics.md is stale: run python scripts/gen_metrics_docs.py")

@@ -16,11 +16,35 @@ from kprod.metrics.registry import MetricName, Metrics, Sensor
 from kprod.metrics.stats import Avg, CumulativeCount, CumulativeSum, Max, Rate
 from kprod.protocol.records import BATCH_HEADER_SIZE as _BATCH_HEADER
 
-__all__ = ["ProducerMetrics", "PRODUCER_GROUP", "TOPIC_GROUP", "NODE_GROUP"]
+__all__ = ["ProducerMetrics", "PRODUCER_GROUP", "TOPIC_GROUP", "NODE_GROUP", "GAUGES", "all_metric_names"]
 
 PRODUCER_GROUP = "producer-metrics"
 TOPIC_GROUP = "producer-topic-metrics"
 NODE_GROUP = "producer-node-metrics"
+
+
+#: Producer-wide values read when asked (the producer supplies the functions).
+GAUGES: dict[str, str] = {
+    "buffer-total-bytes": "buffer.memory: the bytes queued records may take.",
+    "buffer-available-bytes": "The part of buffer.memory no batch has reserved.",
+    "waiting-threads": "Threads blocked in send() waiting for buffer.memory.",
+    "requests-in-flight": "Requests sent and not answered yet.",
+    "connection-count": "Open connections to brokers.",
+    "metadata-age": "Seconds since the cluster metadata in use was fetched.",
+}
+
+
+def all_metric_names() -> list[MetricName]:
+    """Every metric a producer can have (one topic ``<topic>``, one node ``node-<id>``): for the docs."""
+    from kprod.metrics.registry import Metrics
+    from kprod.metrics.stats import MetricConfig
+
+    metrics = ProducerMetrics(Metrics(MetricConfig(), lambda: 0.0), "<client.id>")
+    metrics._topic("<topic>")
+    metrics._node(-1)
+    for name in GAUGES:
+        metrics.add_gauge(name, lambda: 0.0)
+    return sorted(metrics.registry.metrics(), key=lambda n: (n.group, n.name))
 
 
 class ProducerMetrics:
@@ -35,17 +59,17 @@ class ProducerMetrics:
         self.requests_in_flight = 0
         add = self._add
         self._records_per_request = add("records-per-request", [
-            ("record-send-rate", "The average number of records sent per second.", _rate),
-            ("record-send-total", "The total number of records sent.", _total),
-            ("records-per-request-avg", "The average number of records per request.", _avg),
+            ("record-send-rate", "Records handed to brokers per second (each attempt counts).", _rate),
+            ("record-send-total", "Records handed to brokers, each attempt counted.", _total),
+            ("records-per-request-avg", "Mean records per Produce request.", _avg),
         ])
         self._errors = add("errors", [
-            ("record-error-rate", "The average per-second number of record sends that resulted in errors.", _rate),
-            ("record-error-total", "The total number of record sends that resulted in errors.", _total),
+            ("record-error-rate", "Records failed for good, per second.", _rate),
+            ("record-error-total", "Records failed for good.", _total),
         ])
         self._retries = add("retries", [
-            ("record-retry-rate", "The average per-second number of retried record sends.", _rate),
-            ("record-retry-total", "The total number of retried record sends.", _total),
+            ("record-retry-rate", "Records queued again for a retry, per second.", _rate),
+            ("record-retry-total", "Records queued again for a retry.", _total),
         ])
         self._record_size_avg = add("record-size", [
             ("record-size-avg", "The average size of the records sent, in bytes as encoded in the "
@@ -54,47 +78,44 @@ class ProducerMetrics:
             ("record-size-max", "The largest record sent, in bytes as encoded in the batch "
              "(uncompressed).", _max)])
         self._queue_time = add("queue-time", [
-            ("record-queue-time-avg", "The average time in ms record batches spent in the send buffer.", _avg),
-            ("record-queue-time-max", "The maximum time in ms record batches spent in the send buffer.", _max),
+            ("record-queue-time-avg", "Mean ms from a batch's creation to its drain into a request.", _avg),
+            ("record-queue-time-max", "Longest ms from a batch's creation to its drain into a request.", _max),
         ])
         self._batch_size = add("batch-size", [
-            ("batch-size-avg", "The average number of bytes sent per partition per request.", _avg),
-            ("batch-size-max", "The max number of bytes sent per partition per request.", _max),
+            ("batch-size-avg", "Mean bytes of a batch on the wire (after compression).", _avg),
+            ("batch-size-max", "Largest batch on the wire, in bytes (after compression).", _max),
         ])
         self._compression = add("compression-rate", [
-            ("compression-rate-avg", "The average compression rate of record batches "
-             "(compressed size / uncompressed size).", _avg),
+            ("compression-rate-avg", "Mean compressed/uncompressed size of the batches sent.", _avg),
         ])
         self._splits = add("batch-split", [
-            ("batch-split-rate", "The average number of batch splits per second.", _rate),
-            ("batch-split-total", "The total number of batch splits.", _count),
+            ("batch-split-rate", "Batches split after MESSAGE_TOO_LARGE, per second.", _rate),
+            ("batch-split-total", "Batches split after MESSAGE_TOO_LARGE.", _count),
         ])
         self._latency = add("request-latency", [
-            ("request-latency-avg", "The average request latency in ms.", _avg),
-            ("request-latency-max", "The maximum request latency in ms.", _max),
+            ("request-latency-avg", "Mean ms from sending a request to its answer.", _avg),
+            ("request-latency-max", "Longest ms from sending a request to its answer.", _max),
         ])
         self._requests = add("requests-sent", [
-            ("request-rate", "The number of requests sent per second.", _rate),
-            ("request-total", "The total number of requests sent.", _total),
+            ("request-rate", "Requests sent per second (all kinds).", _rate),
+            ("request-total", "Requests sent (all kinds).", _total),
         ])
         self._responses = add("responses-received", [
-            ("response-rate", "The number of responses received per second.", _rate),
-            ("response-total", "The total number of responses received.", _total),
+            ("response-rate", "Answers received per second.", _rate),
+            ("response-total", "Answers received.", _total),
         ])
         self._throttle = add("produce-throttle-time", [
-            ("produce-throttle-time-avg", "The average time in ms a request was throttled by a broker.", _avg),
-            ("produce-throttle-time-max", "The maximum time in ms a request was throttled by a broker.", _max),
+            ("produce-throttle-time-avg", "Mean throttle time in ms that brokers reported in Produce answers.", _avg),
+            ("produce-throttle-time-max", "Longest throttle time in ms that brokers reported in Produce answers.", _max),
         ])
         self.buffer_wait = add("bufferpool-wait-time", [
-            ("bufferpool-wait-time-ns-total", "The total time in ns an appender waited for space.", _total),
-            ("bufferpool-wait-ratio", "The fraction of time an appender waited for space.",
+            ("bufferpool-wait-time-ns-total", "Nanoseconds send() calls spent blocked on buffer.memory.", _total),
+            ("bufferpool-wait-ratio", "Share of wall time send() calls spent blocked on buffer.memory.",
              lambda c: Rate(c, per_ms=1e-6)),
         ])
         self.buffer_exhausted = add("buffer-exhausted", [
-            ("buffer-exhausted-rate", "The average per-second number of record sends dropped "
-             "because buffer.memory stayed full.", _rate),
-            ("buffer-exhausted-total", "The total number of record sends dropped because "
-             "buffer.memory stayed full.", _total),
+            ("buffer-exhausted-rate", "send() calls that gave up after max.block.ms waiting for buffer.memory, per second.", _rate),
+            ("buffer-exhausted-total", "send() calls that gave up after max.block.ms waiting for buffer.memory.", _total),
         ])
 
     # -- wiring -------------------------------------------------------------------
@@ -111,8 +132,9 @@ class ProducerMetrics:
             registry.add_stat(sensor, self._name(name, description, group, extra), make(registry.config))
         return sensor
 
-    def add_gauge(self, name: str, description: str, gauge: Callable[[], float]) -> None:
-        self.registry.add_gauge(self._name(name, description), gauge)
+    def add_gauge(self, name: str, gauge: Callable[[], float]) -> None:
+        """Publish ``gauge()`` as the producer-wide metric ``name`` (one of :data:`GAUGES`)."""
+        self.registry.add_gauge(self._name(name, GAUGES[name]), gauge)
 
     def _topic(self, topic: str) -> tuple[Sensor, Sensor, Sensor, Sensor, Sensor]:
         sensors = self._topics.get(topic)
@@ -121,25 +143,23 @@ class ProducerMetrics:
             add = self._add
             sensors = self._topics[topic] = (
                 add("topic.records-per-batch", [
-                    ("record-send-rate", "The average number of records sent per second for a topic.", _rate),
-                    ("record-send-total", "The total number of records sent for a topic.", _total)],
+                    ("record-send-rate", "Records of this topic handed to brokers per second.", _rate),
+                    ("record-send-total", "Records of this topic handed to brokers, each attempt counted.", _total)],
                     TOPIC_GROUP, extra),
                 add("topic.bytes", [
-                    ("byte-rate", "The average number of bytes sent per second for a topic.", _rate),
-                    ("byte-total", "The total number of bytes sent for a topic.", _total)],
+                    ("byte-rate", "Wire bytes of this topic's batches per second.", _rate),
+                    ("byte-total", "Wire bytes of this topic's batches.", _total)],
                     TOPIC_GROUP, extra),
                 add("topic.compression-rate", [
-                    ("compression-rate", "The average compression rate of record batches for a topic.", _avg)],
+                    ("compression-rate", "Mean compressed/uncompressed size of this topic's batches.", _avg)],
                     TOPIC_GROUP, extra),
                 add("topic.record-errors", [
-                    ("record-error-rate", "The average per-second number of record sends that resulted in "
-                     "errors for a topic.", _rate),
-                    ("record-error-total", "The total number of record sends that resulted in errors for a "
-                     "topic.", _total)], TOPIC_GROUP, extra),
+                    ("record-error-rate", "Records of this topic failed for good, per second.", _rate),
+                    ("record-error-total", "Records of this topic failed for good.", _total)], TOPIC_GROUP, extra),
                 add("topic.record-retries", [
-                    ("record-retry-rate", "The average per-second number of retried record sends for a topic.",
+                    ("record-retry-rate", "Records of this topic queued again for a retry, per second.",
                      _rate),
-                    ("record-retry-total", "The total number of retried record sends for a topic.", _total)],
+                    ("record-retry-total", "Records of this topic queued again for a retry.", _total)],
                     TOPIC_GROUP, extra),
             )
         return sensors
@@ -151,16 +171,16 @@ class ProducerMetrics:
             add = self._add
             sensors = self._nodes[node] = (
                 add("node.requests-sent", [
-                    ("request-rate", "The number of requests sent per second to the node.", _rate),
-                    ("request-total", "The total number of requests sent to the node.", _total)],
+                    ("request-rate", "Requests sent to this broker per second.", _rate),
+                    ("request-total", "Requests sent to this broker.", _total)],
                     NODE_GROUP, extra),
                 add("node.responses-received", [
-                    ("response-rate", "The number of responses received per second from the node.", _rate),
-                    ("response-total", "The total number of responses received from the node.", _total)],
+                    ("response-rate", "Answers from this broker per second.", _rate),
+                    ("response-total", "Answers from this broker.", _total)],
                     NODE_GROUP, extra),
                 add("node.request-latency", [
-                    ("request-latency-avg", "The average request latency in ms for the node.", _avg),
-                    ("request-latency-max", "The maximum request latency in ms for the node.", _max)],
+                    ("request-latency-avg", "Mean ms from a request to this broker to its answer.", _avg),
+                    ("request-latency-max", "Longest ms from a request to this broker to its answer.", _max)],
                     NODE_GROUP, extra),
             )
         return sensors
