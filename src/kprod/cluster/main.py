@@ -3,22 +3,57 @@
 Prints the bootstrap address as the first line of standard output (so a
 script can read it), serves until Ctrl-C or SIGTERM, then stops the brokers
 and exits 0. ``run(argv)`` is what the ``kprod cluster`` command calls.
+
+With ``--security-protocol`` other than PLAINTEXT the following lines are the
+client settings (Java keys, ``key=value``) ending with an empty line; the CA
+(and for mTLS the client's key and certificate) go to files, and passwords
+are never printed.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
 from types import FrameType
 
 from kprod.cluster.embedded import EmbeddedCluster
 from kprod.cluster.exceptions import ClusterError
+from kprod.cluster.security import SECURITY_PROTOCOLS, redacted
 
 __all__ = ["build_parser", "run"]
+
+
+def _write(path: str, data: str) -> None:
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(data)
+
+
+def _print_client_settings(cluster: EmbeddedCluster, user: str | None, ca_file: str | None) -> None:
+    """The Java-style client settings, one ``key=value`` a line, then an empty line.
+
+    Certificates and keys go to files named by the settings; the password is
+    shown as a placeholder (the user typed it, and output ends up in logs).
+    """
+    settings = cluster.client_config(user)
+    directory = os.path.dirname(ca_file) if ca_file else tempfile.mkdtemp(prefix="kprod-cluster-")
+    if "ssl.truststore.certificates" in settings:
+        path = ca_file or os.path.join(directory, "ca.pem")
+        _write(path, settings.pop("ssl.truststore.certificates"))
+        settings["ssl.truststore.location"] = path
+    if "ssl.keystore.key" in settings:
+        path = os.path.join(directory or ".", "client.pem")
+        _write(path, settings.pop("ssl.keystore.key") + settings.pop("ssl.keystore.certificate.chain"))
+        settings["ssl.keystore.location"] = path
+    for key, value in redacted(settings).items():
+        print(f"{key}={value}")
+    print(flush=True)
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -39,6 +74,13 @@ def _topic(text: str) -> tuple[str, int, int]:
     partitions = numbers[0] if numbers else 1
     replication = numbers[1] if len(numbers) > 1 else 1
     return parts[0], partitions, replication
+
+
+def _user(text: str) -> tuple[str, str]:
+    name, sep, password = text.partition(":")
+    if not sep or not name or not password:
+        raise argparse.ArgumentTypeError("expected NAME:PASSWORD")  # never echo the password back
+    return name, password
 
 
 def build_parser(prog: str = "python -m kprod.cluster") -> argparse.ArgumentParser:
@@ -70,6 +112,34 @@ def build_parser(prog: str = "python -m kprod.cluster") -> argparse.ArgumentPars
         metavar="NAME[:PARTITIONS[:RF]]",
         help="create a topic at start (repeatable)",
     )
+    security = parser.add_argument_group("security (test certificates and users; not a production setup)")
+    security.add_argument(
+        "--security-protocol",
+        default="PLAINTEXT",
+        type=str.upper,
+        choices=SECURITY_PROTOCOLS,
+        help="listener protocol (default PLAINTEXT); SSL and SASL_SSL make a throw-away CA",
+    )
+    security.add_argument(
+        "--sasl-mechanism",
+        action="append",
+        default=[],
+        metavar="MECHANISM",
+        help="enable PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (repeatable or comma-separated;"
+        " default PLAIN and both SCRAMs)",
+    )
+    security.add_argument(
+        "--user", action="append", type=_user, default=[], metavar="NAME:PASSWORD", help="a SASL user (repeatable)"
+    )
+    security.add_argument(
+        "--ssl-client-auth",
+        choices=("none", "requested", "required"),
+        default=None,
+        help="ask SSL clients for a certificate signed by the cluster's CA (mTLS)",
+    )
+    security.add_argument(
+        "--ca-file", default=None, metavar="PATH", help="where to write the CA certificate (default: a new temp dir)"
+    )
     parser.add_argument("--log-level", default="WARNING", help="logging level of the brokers (default WARNING)")
     return parser
 
@@ -79,11 +149,16 @@ def run(argv: Sequence[str] | None = None, *, prog: str = "python -m kprod.clust
     options = build_parser(prog).parse_args(argv)
     logging.basicConfig(level=options.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
+        mechanisms = [m.strip() for text in options.sasl_mechanism for m in text.split(",") if m.strip()]
         cluster = EmbeddedCluster(
             options.brokers,
             port=options.port or None,
             host=options.host,
             config=dict(options.config),
+            security_protocol=options.security_protocol,
+            sasl_mechanisms=mechanisms or None,
+            users=dict(options.user) or None,
+            ssl_client_auth=options.ssl_client_auth,
         )
         cluster.start()
     except ClusterError as exc:
@@ -102,9 +177,11 @@ def run(argv: Sequence[str] | None = None, *, prog: str = "python -m kprod.clust
         for name, partitions, replication in options.topic:
             cluster.create_topic(name, partitions, replication)
         print(cluster.bootstrap_servers, flush=True)
+        if cluster.security_protocol != "PLAINTEXT":
+            _print_client_settings(cluster, options.user[0][0] if options.user else None, options.ca_file)
         print(
             f"kprod embedded cluster: {options.brokers} brokers on {cluster.bootstrap_servers}"
-            " (a development tool, not a production broker). Press Ctrl-C to stop.",
+            f" ({options.security_protocol}; a development tool, not a production broker). Press Ctrl-C to stop.",
             file=sys.stderr,
             flush=True,
         )
