@@ -235,7 +235,7 @@ def test_bad_password_is_refused_kafka_python(
 
     options = {**_python_client_options(sasl_ssl, mechanism), "sasl_plain_password": "wrong"}
     with caplog.at_level("WARNING", logger="kafka"), pytest.raises(KafkaTimeoutError):
-        kafka.KafkaProducer(max_block_ms=3000, **options).send(TOPIC, b"must not arrive").get(timeout=5)
+        kafka.KafkaProducer(bootstrap_timeout_ms=3000, max_block_ms=3000, **options).send(TOPIC, b"must not arrive").get(timeout=5)
     # kafka-python reports the broker's answer in its log, then gives up bootstrapping
     assert any(
         "[Error 58] SaslAuthenticationFailedError" in r.getMessage()
