@@ -115,7 +115,7 @@ class ScramCredential:
 
 
 def _scram_attributes(message: str) -> dict[str, str]:
-    attributes = {}
+    attributes: dict[str, str] = {}
     for item in message.split(","):
         key, sep, value = item.partition("=")
         if not sep or len(key) != 1:
@@ -327,7 +327,8 @@ class AuthSession:
         return None
 
     def _handshake(self, frame: RequestFrame) -> Any:
-        mechanism = frame.request.mechanism
+        request: Any = frame.request
+        mechanism = request.mechanism
         enabled = self.server.mechanisms
         module = response_module(SASL_HANDSHAKE, frame.api_version)
         if self._exchange is not None or self.failed or (self.authenticated and frame.api_version == 0):
@@ -351,7 +352,8 @@ class AuthSession:
                 code, message = ILLEGAL_SASL_STATE, "SaslAuthenticate must follow a SaslHandshake."
                 self.failed = True
             else:
-                token, done = self._step(frame.request.auth_bytes)
+                request: Any = frame.request
+                token, done = self._step(request.auth_bytes)
                 if done and self.expires_at:
                     lifetime = datetime.timedelta(seconds=max(0.0, self.expires_at - self._clock()))
         except SaslFailure as exc:
