@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -659,3 +660,20 @@ def test_client_config_shapes_and_errors() -> None:
         assert keystore["ssl.keystore.type"] == "PEM"
         assert keystore["ssl.keystore.key"].startswith("-----BEGIN PRIVATE KEY-----")  # PKCS#8, as Java reads
         assert keystore["ssl.keystore.certificate.chain"].startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_the_documented_example_passes(tmp_path: Any) -> None:
+    """docs/embedded-cluster.md's security example, run as the pytest module it shows."""
+    pytest.importorskip("confluent_kafka")
+    doc = (Path(__file__).parents[2] / "docs" / "embedded-cluster.md").read_text(encoding="utf-8")
+    start = doc.index("```python\n# test_secure_app.py\n") + len("```python\n")
+    (tmp_path / "test_secure_app.py").write_text(doc[start : doc.index("```", start)], encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "test_secure_app.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout

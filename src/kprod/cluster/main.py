@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -30,19 +31,26 @@ __all__ = ["build_parser", "run"]
 
 
 def _write(path: str, data: str) -> None:
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        file.write(data)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(data)
+    except OSError as exc:
+        raise ClusterError(f"Cannot write {path}: {exc.strerror or exc}. Give --ca-file a writable path.") from None
 
 
-def _print_client_settings(cluster: EmbeddedCluster, user: str | None, ca_file: str | None) -> None:
+def _print_client_settings(cluster: EmbeddedCluster, user: str | None, ca_file: str | None) -> str | None:
     """The Java-style client settings, one ``key=value`` a line, then an empty line.
 
     Certificates and keys go to files named by the settings; the password is
     shown as a placeholder (the user typed it, and output ends up in logs).
+    Returns the temporary directory made for the files, if one was.
     """
     settings = cluster.client_config(user)
-    directory = os.path.dirname(ca_file) if ca_file else tempfile.mkdtemp(prefix="kprod-cluster-")
+    made = None
+    if not ca_file and settings["security.protocol"] in ("SSL", "SASL_SSL"):
+        made = tempfile.mkdtemp(prefix="kprod-cluster-")
+    directory = made or os.path.dirname(ca_file or "")
     if "ssl.truststore.certificates" in settings:
         path = ca_file or os.path.join(directory, "ca.pem")
         _write(path, settings.pop("ssl.truststore.certificates"))
@@ -54,6 +62,7 @@ def _print_client_settings(cluster: EmbeddedCluster, user: str | None, ca_file: 
     for key, value in redacted(settings).items():
         print(f"{key}={value}")
     print(flush=True)
+    return made
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -165,6 +174,7 @@ def run(argv: Sequence[str] | None = None, *, prog: str = "python -m kprod.clust
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
+    made: str | None = None
 
     def _on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
@@ -178,7 +188,7 @@ def run(argv: Sequence[str] | None = None, *, prog: str = "python -m kprod.clust
             cluster.create_topic(name, partitions, replication)
         print(cluster.bootstrap_servers, flush=True)
         if cluster.security_protocol != "PLAINTEXT":
-            _print_client_settings(cluster, options.user[0][0] if options.user else None, options.ca_file)
+            made = _print_client_settings(cluster, options.user[0][0] if options.user else None, options.ca_file)
         print(
             f"kprod embedded cluster: {options.brokers} brokers on {cluster.bootstrap_servers}"
             f" ({options.security_protocol}; a development tool, not a production broker). Press Ctrl-C to stop.",
@@ -192,6 +202,8 @@ def run(argv: Sequence[str] | None = None, *, prog: str = "python -m kprod.clust
         return 2
     finally:
         cluster.stop()
+        if made is not None:  # the CA and client key files die with the cluster
+            shutil.rmtree(made, ignore_errors=True)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     print("kprod embedded cluster stopped.", file=sys.stderr, flush=True)
