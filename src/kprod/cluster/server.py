@@ -610,7 +610,12 @@ class EventLoop:
     def _flush(self, conn: Connection) -> None:
         outbox = conn.outbox
         if conn.tls is not None:  # send TLS records instead of the plaintext
-            conn.tls.encrypt(outbox)
+            try:
+                conn.tls.encrypt(outbox)
+            except ssl.SSLError as exc:
+                log.info("broker %d: TLS with %s failed, closing: %s", conn.node_id, conn.peer, exc)
+                self._close(conn)
+                return
             outbox = conn.tls.wire
         sock = conn.sock
         while outbox:
