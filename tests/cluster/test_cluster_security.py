@@ -356,6 +356,46 @@ def test_oauthbearer_token_callback_and_custom_validator() -> None:
         assert [r.value for r in cluster.records(TOPIC, 0)] == [b"with a provider's token"]
 
 
+@pytest.mark.parametrize("client", ["confluent-kafka", "kafka-python"])
+def test_clients_reauthenticate_within_the_session_lifetime(client: str) -> None:
+    """Both clients implement KIP-368: with a 1.2 s session (kafka-python's floor is 1 s) they
+    re-authenticate on the same connections and keep producing, nothing lost or reordered."""
+    with EmbeddedCluster(
+        brokers=1,
+        security_protocol="SASL_SSL",
+        sasl_mechanisms=("SCRAM-SHA-512",),
+        users=USERS,
+        config={"connections.max.reauth.ms": 1200},
+    ) as cluster:
+        cluster.create_topic(TOPIC)
+
+        def reauthentications() -> int:
+            return sum(1 for a in cluster.authentications() if a.reauthentication)
+
+        values: list[bytes] = []
+        deadline = time.monotonic() + 30
+        if client == "confluent-kafka":
+            confluent_kafka = pytest.importorskip("confluent_kafka")
+            producer = confluent_kafka.Producer(cluster.client_config("alice", style="librdkafka"))
+            while reauthentications() < 2 and time.monotonic() < deadline:
+                values.append(b"%d" % len(values))
+                producer.produce(TOPIC, values[-1])
+                assert producer.flush(10) == 0
+                producer.poll(0.05)
+        else:
+            kafka = pytest.importorskip("kafka")
+            producer = kafka.KafkaProducer(**_python_client_options(cluster, "SCRAM-SHA-512"))
+            while reauthentications() < 2 and time.monotonic() < deadline:
+                values.append(b"%d" % len(values))
+                producer.send(TOPIC, values[-1]).get(timeout=10)
+            producer.close()
+        assert reauthentications() >= 2
+        assert {(a.principal, a.mechanism) for a in cluster.authentications()} == {("alice", "SCRAM-SHA-512")}
+        assert [r.value for r in cluster.records(TOPIC, 0)] == values
+        assert [r.offset for r in cluster.records(TOPIC, 0)] == list(range(len(values)))
+        assert cluster.internal_errors() == []
+
+
 # -- the wire: raw requests on a socket ------------------------------------------------------------
 
 
@@ -492,6 +532,9 @@ def test_reauthentication_extends_the_session(sasl_plaintext: EmbeddedCluster) -
     refused = client.plain("bob", "bob-secret")
     assert refused.error_code == 58 and "principal may not change" in refused.error_message
     assert client.metadata() is None
+    assert [tuple(a) for a in sasl_plaintext.authentications()] == [("alice", "PLAIN", False)] + [
+        ("alice", "PLAIN", True)
+    ] * 3
 
 
 def test_scram_on_the_wire_returns_a_verifiable_server_signature(sasl_plaintext: EmbeddedCluster) -> None:

@@ -19,6 +19,7 @@ from kprod.cluster.engine import ADVERTISED_VERSIONS, Engine
 from kprod.cluster.exceptions import ClusterError
 from kprod.cluster.faults import Faults, Injection
 from kprod.cluster.info import BrokerInfo, LoggedBatch, PartitionInfo, decode_batches
+from kprod.cluster.sasl_server import Authentication
 from kprod.cluster.security import ServerSecurity, server_ssl_context
 from kprod.cluster.server import EventLoop
 from kprod.cluster.state import ClusterState
@@ -156,6 +157,10 @@ class ClusterCore:
 
     def op_internal_errors(self) -> list[str]:
         return list(self.loop.internal_errors)
+
+    def op_authentications(self) -> list[Authentication]:
+        sasl = self.engine.sasl
+        return list(sasl.authentications) if sasl is not None else []
 
     # -- topics -------------------------------------------------------------------------------
 

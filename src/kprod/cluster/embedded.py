@@ -19,7 +19,7 @@ from kprod.cluster.core import ClusterCore
 from kprod.cluster.exceptions import ClusterError
 from kprod.cluster.info import BrokerInfo, LoggedBatch, PartitionInfo, Record
 from kprod.cluster.process import ProcessBackend
-from kprod.cluster.sasl_server import TokenValidator
+from kprod.cluster.sasl_server import Authentication, TokenValidator
 from kprod.cluster.security import TlsAuthority, client_config, client_ssl_context, parse_security
 
 __all__ = ["EmbeddedCluster"]
@@ -192,6 +192,11 @@ class EmbeddedCluster:
         keys: do not log it.
         """
         return client_config(self._security, self._authority, self.bootstrap_servers, user, mechanism, style)
+
+    def authentications(self) -> list[Authentication]:
+        """Every successful SASL authentication so far, oldest first: principal, mechanism,
+        and whether it re-authenticated a connection (KIP-368)."""
+        return self._call("authentications")  # type: ignore[no-any-return]
 
     def ssl_context(self, user: str | None = None) -> ssl.SSLContext:
         """A client ``ssl.SSLContext`` trusting the cluster's CA, with a client certificate

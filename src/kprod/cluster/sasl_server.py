@@ -28,7 +28,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from kprod.cluster.engine import CLOSE, Reply
 from kprod.cluster.entities import error, make
@@ -36,6 +36,7 @@ from kprod.protocol.framing import RequestFrame
 from kprod.protocol.messages import ApiKey, response_module
 
 __all__ = [
+    "Authentication",
     "MECHANISMS",
     "SASL_VERSIONS",
     "AuthSession",
@@ -64,6 +65,14 @@ TokenValidator = Callable[[str], "str | tuple[str, float]"]
 _NO_LIFETIME = datetime.timedelta(0)
 
 
+class Authentication(NamedTuple):
+    """One successful SASL authentication, as ``EmbeddedCluster.authentications()`` lists it."""
+
+    principal: str
+    mechanism: str
+    reauthentication: bool  # on a connection that had authenticated before (KIP-368)
+
+
 class SaslFailure(Exception):
     """A client's SASL exchange failed; the message goes back in SaslAuthenticate's error_message."""
 
@@ -74,6 +83,7 @@ class SaslFailure(Exception):
 class _Exchange:
     """One authentication exchange: client tokens in, server tokens out."""
 
+    mechanism = ""
     principal: str | None = None
     expires_at: float | None = None  # credential expiry (epoch seconds), OAUTHBEARER only
 
@@ -83,6 +93,8 @@ class _Exchange:
 
 
 class _Plain(_Exchange):
+    mechanism = "PLAIN"
+
     def __init__(self, users: Mapping[str, str]) -> None:
         self._users = users
 
@@ -126,6 +138,7 @@ def _scram_attributes(message: str) -> dict[str, str]:
 
 class _Scram(_Exchange):
     def __init__(self, digest: str, credentials: Mapping[str, ScramCredential]) -> None:
+        self.mechanism = "SCRAM-SHA-256" if digest == "sha256" else "SCRAM-SHA-512"
         self._digest = digest
         self._credentials = credentials
         self._state = "first"
@@ -158,7 +171,7 @@ class _Scram(_Exchange):
             raise SaslFailure("Invalid SCRAM client-first message: username and nonce are required.")
         credential = self._credentials.get(username)
         if credential is None:
-            raise SaslFailure(f"Authentication failed: Invalid user credentials ({self.mechanism_name})")
+            raise SaslFailure(f"Authentication failed: Invalid user credentials ({self.mechanism})")
         self._credential = credential
         self.principal = username
         self._gs2 = f"{flag},{authzid},"
@@ -188,16 +201,12 @@ class _Scram(_Exchange):
             raise SaslFailure("Invalid SCRAM client-final message: the proof is not base64.") from None
         signature = hmac.digest(credential.stored_key, auth_message, self._digest)
         if len(proof) != len(signature):
-            raise SaslFailure(f"Authentication failed: Invalid user credentials ({self.mechanism_name})")
+            raise SaslFailure(f"Authentication failed: Invalid user credentials ({self.mechanism})")
         client_key = bytes(a ^ b for a, b in zip(proof, signature))
         if not hmac.compare_digest(hashlib.new(self._digest, client_key).digest(), credential.stored_key):
-            raise SaslFailure(f"Authentication failed: Invalid user credentials ({self.mechanism_name})")
+            raise SaslFailure(f"Authentication failed: Invalid user credentials ({self.mechanism})")
         server_signature = hmac.digest(credential.server_key, auth_message, self._digest)
         return b"v=" + base64.b64encode(server_signature)
-
-    @property
-    def mechanism_name(self) -> str:
-        return "SCRAM-SHA-256" if self._digest == "sha256" else "SCRAM-SHA-512"
 
 
 def _b64url_json(part: str) -> Any:
@@ -230,6 +239,8 @@ def unsecured_jwt_validator(token: str) -> tuple[str, float]:
 
 
 class _OAuthBearer(_Exchange):
+    mechanism = "OAUTHBEARER"
+
     def __init__(self, validator: TokenValidator) -> None:
         self._validator = validator
 
@@ -276,6 +287,8 @@ class SaslServer:
         self.lifetime_ms = lifetime_ms
         self._users = dict(users)
         self._validator = validator or unsecured_jwt_validator
+        #: every successful authentication, in order (read by EmbeddedCluster.authentications())
+        self.authentications: list[Authentication] = []
         self._scram: dict[str, dict[str, ScramCredential]] = {}
         for mechanism, digest in (("SCRAM-SHA-256", "sha256"), ("SCRAM-SHA-512", "sha512")):
             if mechanism in mechanisms:
@@ -406,6 +419,9 @@ class AuthSession:
             expires_at = now + lifetime_ms / 1000
             if exchange.expires_at is not None:  # a token never outlives itself (KIP-368)
                 expires_at = min(expires_at, now + max(0.0, exchange.expires_at - time.time()))
+        self.server.authentications.append(
+            Authentication(str(exchange.principal), exchange.mechanism, self.authenticated)
+        )
         self.authenticated = True
         self.principal = exchange.principal
         self.expires_at = expires_at
