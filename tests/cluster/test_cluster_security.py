@@ -665,6 +665,8 @@ def test_cli_prints_settings_without_the_password(tmp_path: Any) -> None:
         ({"security_protocol": "SASL_SSL", "sasl_mechanisms": ("OAUTHBEARER",), "process": True,
           "oauthbearer_validator": lambda token: "x"}, "picklable"),
         ({"config": {"connections.max.reauth.ms": -1}}, "below its minimum 0"),
+        ({"security_protocol": "SASL_SSL", "users": [("alice", "x")]}, "users must map user names"),
+        ({"security_protocol": "SASL_SSL", "users": USERS, "sasl_mechanisms": 5}, "sequence of mechanism names"),
     ],
 )
 def test_bad_security_arguments_are_refused(options: dict[str, Any], message: str) -> None:
@@ -720,3 +722,18 @@ def test_the_documented_example_passes(tmp_path: Any) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
+
+
+def test_a_broken_validator_refuses_the_token_not_the_broker() -> None:
+    def broken(token: str) -> tuple[str, float]:
+        return ("alice", "not a time")  # type: ignore[return-value]
+
+    with EmbeddedCluster(
+        brokers=1, security_protocol="SASL_PLAINTEXT", sasl_mechanisms=("OAUTHBEARER",), oauthbearer_validator=broken
+    ) as cluster:
+        client = _raw(cluster)
+        assert client.handshake("OAUTHBEARER").error_code == 0
+        response = client.authenticate(b"n,,\x01auth=Bearer anything\x01\x01")
+        assert response.error_code == 58 and "could not convert string to float" in response.error_message
+        assert cluster.authentications() == []
+        assert cluster.internal_errors() == []

@@ -259,12 +259,13 @@ class _OAuthBearer(_Exchange):
             raise SaslFailure("Invalid OAUTHBEARER client first message: no 'auth=Bearer <token>'.")
         try:
             result = self._validator(bearer)
-        except Exception as exc:
+            if isinstance(result, tuple):
+                principal, expires_at = str(result[0]), float(result[1])
+            else:
+                principal, expires_at = str(result), None
+        except Exception as exc:  # whatever the user's validator raises refuses the token, never the broker
             raise SaslFailure(f"Authentication failed: the OAUTHBEARER token was refused: {exc}") from None
-        if isinstance(result, tuple):
-            self.principal, self.expires_at = str(result[0]), float(result[1])
-        else:
-            self.principal = str(result)
+        self.principal, self.expires_at = principal, expires_at
         return b"", True
 
 

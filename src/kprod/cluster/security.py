@@ -143,11 +143,15 @@ def parse_security(
         raise ClusterError(f"sasl_mechanisms needs security_protocol SASL_PLAINTEXT or SASL_SSL, not {protocol}.")
     if isinstance(mechanisms, str):
         mechanisms = (mechanisms,)
+    if mechanisms is not None and not isinstance(mechanisms, (list, tuple, set, frozenset)):
+        raise ClusterError(f"sasl_mechanisms must be a sequence of mechanism names, got {mechanisms!r}.")
     chosen = tuple(_choice("SASL mechanism", m, MECHANISMS) for m in (mechanisms or DEFAULT_MECHANISMS))
     if sasl and not chosen:
         raise ClusterError(f"sasl_mechanisms is empty: enable at least one of {', '.join(MECHANISMS)}.")
     if users is not None and not sasl:
         raise ClusterError(f"users are SASL credentials: use security_protocol SASL_PLAINTEXT or SASL_SSL, not {protocol}.")
+    if users is not None and not isinstance(users, Mapping):
+        raise ClusterError("users must map user names to passwords, e.g. users={'alice': 'secret'}.")
     checked: dict[str, str] = {}
     for name, password in (users or {}).items():
         if not isinstance(name, str) or not name or not isinstance(password, str) or not password:
