@@ -737,3 +737,10 @@ def test_a_broken_validator_refuses_the_token_not_the_broker() -> None:
         assert response.error_code == 58 and "could not convert string to float" in response.error_message
         assert cluster.authentications() == []
         assert cluster.internal_errors() == []
+
+
+def test_tls_without_trustme_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "trustme", None)  # as if it were not installed
+    with pytest.raises(ClusterError, match=r"pip install 'kprod\[tls\]'"):
+        EmbeddedCluster(brokers=1, security_protocol="SSL")
+    EmbeddedCluster(brokers=1, security_protocol="SASL_PLAINTEXT", users=USERS)  # no TLS, no trustme needed
