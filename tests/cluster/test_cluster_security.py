@@ -187,6 +187,41 @@ def test_aiokafka_round_trip(secured: tuple[EmbeddedCluster, str | None]) -> Non
     assert consumed == _expected("aiokafka")
 
 
+def test_kprod_producer_round_trip(secured: tuple[EmbeddedCluster, str | None]) -> None:
+    """kprod's own producer with the Java-style settings; confluent-kafka reads the records back."""
+    confluent_kafka = pytest.importorskip("confluent_kafka")
+    from kprod import Producer
+    from kprod.errors import ConfigError
+
+    cluster, mechanism = secured
+    try:
+        producer = Producer({**cluster.client_config("alice", mechanism=mechanism), "linger.ms": 5})
+    except ConfigError as exc:
+        if "not supported yet" in str(exc):
+            pytest.skip(f"this kprod producer has no TLS/SASL yet: {exc}")
+        raise
+    with producer:
+        futures = [producer.send(TOPIC, key=k, value=v, headers=h) for k, v, h in _records("kprod")]
+        assert [f.result(30).offset for f in futures] == list(range(COUNT))
+    assert _stored(cluster) == _expected("kprod")
+    consumer = confluent_kafka.Consumer(
+        {
+            **cluster.client_config("alice", mechanism=mechanism, style="librdkafka"),
+            "group.id": "unused",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.assign([confluent_kafka.TopicPartition(TOPIC, 0, 0)])
+    consumed: Stored = []
+    deadline = time.monotonic() + 30
+    while len(consumed) < COUNT and time.monotonic() < deadline:
+        for msg in consumer.consume(100, 0.5):
+            assert msg.error() is None, msg.error()
+            consumed.append((msg.offset(), msg.key(), msg.value(), list(msg.headers())))
+    consumer.close()
+    assert consumed == _expected("kprod")
+
+
 # -- refusals seen by the clients ---------------------------------------------------------------------
 
 
