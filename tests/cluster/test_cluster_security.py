@@ -779,3 +779,23 @@ def test_tls_without_trustme_names_the_extra(monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(ClusterError, match=r"pip install 'kprod\[tls\]'"):
         EmbeddedCluster(brokers=1, security_protocol="SSL")
     EmbeddedCluster(brokers=1, security_protocol="SASL_PLAINTEXT", users=USERS)  # no TLS, no trustme needed
+
+
+def test_plaintext_to_a_tls_port_and_tls_to_a_plaintext_port_close_the_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with EmbeddedCluster(brokers=1, security_protocol="SSL") as secured, EmbeddedCluster(brokers=1) as plain:
+        with caplog.at_level("INFO", logger="kprod.cluster"):
+            raw = _raw(secured)
+            try:
+                assert raw.request(18, 0) is None  # a Kafka request is no TLS record
+            except ConnectionResetError:
+                pass
+            host, port = plain.bootstrap_servers.split(":")
+            with socket.create_connection((host, int(port)), timeout=10) as sock:
+                with pytest.raises((ssl.SSLError, ConnectionError)):
+                    ssl.create_default_context(cadata=secured.ca_pem).wrap_socket(sock, server_hostname=host)
+        messages = [r.getMessage() for r in caplog.records]
+        assert any("TLS with" in m and "failed, closing" in m for m in messages)
+        assert any("does not speak the Kafka protocol" in m for m in messages)
+        assert secured.internal_errors() == [] and plain.internal_errors() == []
