@@ -4,12 +4,23 @@
 kafka-python, aiokafka and kprod talk to unchanged, and lets a test break them
 on purpose (stop a broker, move a leader, shrink an ISR, inject error codes,
 add latency, throttle, drop connections) and read back what each partition
-holds. It is a development and test tool, NOT a production broker: use Apache
-Kafka in production.
+holds. Its listeners can be SSL (optionally mTLS), SASL_PLAINTEXT or SASL_SSL
+(PLAIN, SCRAM, OAUTHBEARER) with throw-away test certificates, so security
+settings can be tested too. It is a development and test tool, NOT a
+production broker: use Apache Kafka in production.
 """
 
 from kprod.cluster.embedded import EmbeddedCluster
 from kprod.cluster.exceptions import ClusterError
 from kprod.cluster.info import BrokerInfo, LoggedBatch, PartitionInfo, Record
+from kprod.cluster.sasl_server import Authentication
 
-__all__ = ["BrokerInfo", "ClusterError", "EmbeddedCluster", "LoggedBatch", "PartitionInfo", "Record"]
+__all__ = [
+    "Authentication",
+    "BrokerInfo",
+    "ClusterError",
+    "EmbeddedCluster",
+    "LoggedBatch",
+    "PartitionInfo",
+    "Record",
+]

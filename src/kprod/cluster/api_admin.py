@@ -54,12 +54,10 @@ def _reply(context: RequestContext, entity: Any) -> Reply:
 # -- ApiVersions --------------------------------------------------------------------
 
 
-def _api_keys(module: Any) -> tuple[Any, ...]:
-    from kprod.cluster.engine import ADVERTISED_VERSIONS
-
+def _api_keys(module: Any, advertised: dict[int, tuple[int, int]]) -> tuple[Any, ...]:
     return tuple(
         module.ApiVersion(api_key=key, min_version=low, max_version=high)
-        for key, (low, high) in sorted(ADVERTISED_VERSIONS.items())
+        for key, (low, high) in sorted(advertised.items())
     )
 
 
@@ -88,7 +86,7 @@ def handle_api_versions(engine: Engine, context: RequestContext) -> Reply:
     entity = make(
         module.ApiVersionsResponse,
         error_code=error(code),
-        api_keys=_api_keys(module),
+        api_keys=_api_keys(module, engine.advertised),
         throttle_time=millis(context.throttle_ms),
     )
     return _reply(context, entity)

@@ -67,6 +67,8 @@ class BrokerConfig:
     num_partitions: int = 1
     default_replication_factor: int = 1
     topic_defaults: TopicConfig = TopicConfig()
+    #: ``connections.max.reauth.ms``: SASL session lifetime (0: sessions never expire)
+    max_reauth_ms: int = 0
 
 
 # topic key -> TopicConfig field
@@ -92,7 +94,13 @@ _BROKER_TOPIC_DEFAULTS = {
     "log.message.timestamp.type": "message.timestamp.type",
     "log.retention.bytes": "retention.bytes",
 }
-_BROKER_KEYS = ("auto.create.topics.enable", "num.partitions", "default.replication.factor", *_BROKER_TOPIC_DEFAULTS)
+_BROKER_KEYS = (
+    "auto.create.topics.enable",
+    "num.partitions",
+    "default.replication.factor",
+    "connections.max.reauth.ms",
+    *_BROKER_TOPIC_DEFAULTS,
+)
 
 
 def _unknown_key(kind: str, key: str, known: list[str]) -> ClusterError:
@@ -164,6 +172,8 @@ def parse_broker_config(values: Mapping[str, Any] | None) -> BrokerConfig:
             config = replace(config, num_partitions=_as_int("broker", key, value, 1))
         elif key == "default.replication.factor":
             config = replace(config, default_replication_factor=_as_int("broker", key, value, 1))
+        elif key == "connections.max.reauth.ms":
+            config = replace(config, max_reauth_ms=_as_int("broker", key, value, 0))
         elif key in _BROKER_TOPIC_DEFAULTS:
             topic = _set_topic_key(topic, _BROKER_TOPIC_DEFAULTS[key], value, "broker")
         else:

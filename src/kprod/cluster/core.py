@@ -19,6 +19,8 @@ from kprod.cluster.engine import ADVERTISED_VERSIONS, Engine
 from kprod.cluster.exceptions import ClusterError
 from kprod.cluster.faults import Faults, Injection
 from kprod.cluster.info import BrokerInfo, LoggedBatch, PartitionInfo, decode_batches
+from kprod.cluster.sasl_server import Authentication
+from kprod.cluster.security import ServerSecurity, server_ssl_context
 from kprod.cluster.server import EventLoop
 from kprod.cluster.state import ClusterState
 from kprod.protocol.messages import ApiKey, ErrorCode, api_name
@@ -46,6 +48,7 @@ class ClusterCore:
         ports: Sequence[int] | None = None,
         host: str = "127.0.0.1",
         config: Mapping[str, Any] | None = None,
+        security: ServerSecurity | None = None,
     ) -> None:
         if not isinstance(brokers, int) or brokers < 1:
             raise ClusterError(f"brokers must be a positive number of brokers, got {brokers!r}.")
@@ -58,7 +61,18 @@ class ClusterCore:
         self._requested_ports = ports
         self.state = ClusterState([(n, host, 0) for n in range(brokers)], parse_broker_config(config))
         self.faults = Faults()
-        self.engine = Engine(self.state, self.faults)
+        self.security = security or ServerSecurity()
+        sasl = None
+        if self.security.sasl:
+            from kprod.cluster.sasl_server import SaslServer
+
+            sasl = SaslServer(
+                self.security.mechanisms,
+                self.security.users,
+                self.security.oauthbearer_validator,
+                self.state.config.max_reauth_ms,
+            )
+        self.engine = Engine(self.state, self.faults, sasl)
         self._loop: EventLoop | None = None
 
     @property
@@ -72,7 +86,8 @@ class ClusterCore:
     def start(self) -> list[BrokerInfo]:
         if self._loop is not None:
             raise ClusterError("The embedded cluster is already started.")
-        self._loop = EventLoop(self.engine, self.host)
+        tls = server_ssl_context(self.security) if self.security.tls else None
+        self._loop = EventLoop(self.engine, self.host, tls)
         try:
             for node_id, port in enumerate(self._requested_ports):
                 broker = self.state.brokers[node_id]
@@ -142,6 +157,10 @@ class ClusterCore:
 
     def op_internal_errors(self) -> list[str]:
         return list(self.loop.internal_errors)
+
+    def op_authentications(self) -> list[Authentication]:
+        sasl = self.engine.sasl
+        return list(sasl.authentications) if sasl is not None else []
 
     # -- topics -------------------------------------------------------------------------------
 

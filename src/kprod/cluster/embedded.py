@@ -1,13 +1,17 @@
 """``EmbeddedCluster``: a multi-broker Kafka-protocol cluster for development and tests.
 
 It is NOT a production broker: logs live in memory (bounded per partition),
-there are no consumer groups, transactions, ACLs, TLS or SASL, and records are
-checked by batch header and CRC only. For production use Apache Kafka.
+there are no consumer groups, transactions or ACLs, its TLS certificates are
+throw-away test ones, and records are checked by batch header and CRC only.
+For production use Apache Kafka.
 """
 
 from __future__ import annotations
 
+import pickle
+import ssl
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -15,6 +19,8 @@ from kprod.cluster.core import ClusterCore
 from kprod.cluster.exceptions import ClusterError
 from kprod.cluster.info import BrokerInfo, LoggedBatch, PartitionInfo, Record
 from kprod.cluster.process import ProcessBackend
+from kprod.cluster.sasl_server import Authentication, TokenValidator
+from kprod.cluster.security import TlsAuthority, client_config, client_ssl_context, parse_security
 
 __all__ = ["EmbeddedCluster"]
 
@@ -43,6 +49,18 @@ class EmbeddedCluster:
 
     With ``process=True`` the brokers run in a child Python process with the
     same API, so they do not compete with the application for the GIL.
+
+    Security: ``security_protocol`` is PLAINTEXT (default), SSL, SASL_PLAINTEXT
+    or SASL_SSL. TLS listeners get a throw-away CA and broker certificate
+    (``ca_pem``; needs ``kprod[tls]``); ``ssl_client_auth="required"`` (or
+    ``"requested"``) asks clients for a certificate signed by that CA (mTLS).
+    SASL listeners enable ``sasl_mechanisms`` (PLAIN, SCRAM-SHA-256,
+    SCRAM-SHA-512, OAUTHBEARER; default the first three) for ``users``
+    ({name: password}); OAUTHBEARER tokens are checked by
+    ``oauthbearer_validator(token)`` returning the principal (or principal and
+    expiry in epoch seconds) or raising, by default an unsecured JWT's ``sub``
+    and ``exp``. ``config={"connections.max.reauth.ms": N}`` sets a SASL
+    session lifetime. ``client_config(user=...)`` gives the client settings.
     """
 
     def __init__(
@@ -54,6 +72,11 @@ class EmbeddedCluster:
         host: str = "127.0.0.1",
         config: Mapping[str, Any] | None = None,
         process: bool = False,
+        security_protocol: str = "PLAINTEXT",
+        sasl_mechanisms: Sequence[str] | None = None,
+        users: Mapping[str, str] | None = None,
+        ssl_client_auth: str | None = None,
+        oauthbearer_validator: TokenValidator | None = None,
     ) -> None:
         if port is not None and ports is not None:
             raise ClusterError("Give either port (the first broker's) or ports (one per broker), not both.")
@@ -61,11 +84,31 @@ class EmbeddedCluster:
             if not isinstance(port, int) or not 0 < port <= 65535 - brokers + 1:
                 raise ClusterError(f"port {port!r} must leave room for {brokers} consecutive ports below 65536.")
             ports = [port + n for n in range(brokers)]
+        security = parse_security(security_protocol, sasl_mechanisms, users, ssl_client_auth, oauthbearer_validator)
+        if process and oauthbearer_validator is not None:
+            try:
+                pickle.dumps(oauthbearer_validator)
+            except Exception:
+                raise ClusterError(
+                    "With process=True the oauthbearer_validator must be picklable (a module-level"
+                    " function), because it runs in the child process."
+                ) from None
+        self._authority: TlsAuthority | None = None
+        if security.tls:
+            self._authority = TlsAuthority(host)
+            security = replace(
+                security,
+                ca_pem=self._authority.ca_pem,
+                cert_chain_pem=self._authority.cert_chain_pem,
+                key_pem=self._authority.key_pem,
+            )
+        self._security = security
         self._options: dict[str, Any] = {
             "brokers": brokers,
             "ports": list(ports) if ports is not None else None,
             "host": host,
             "config": dict(config) if config is not None else None,
+            "security": security,
         }
         self.process = process
         self._backend: ClusterCore | ProcessBackend | None = None
@@ -120,6 +163,47 @@ class EmbeddedCluster:
         if not self._brokers:
             raise ClusterError("The embedded cluster is not started, so its ports are not known yet.")
         return ",".join(b.address for b in self._brokers)
+
+    # -- security ---------------------------------------------------------------------------------
+
+    @property
+    def security_protocol(self) -> str:
+        return self._security.protocol
+
+    @property
+    def ca_pem(self) -> str:
+        """The PEM certificate of the cluster's throw-away CA (SSL and SASL_SSL listeners)."""
+        if self._authority is None:
+            raise ClusterError(f"This cluster is {self._security.protocol}: it has no CA (use SSL or SASL_SSL).")
+        return self._authority.ca_pem.decode("ascii")
+
+    def client_config(
+        self, user: str | None = None, *, mechanism: str | None = None, style: str = "java"
+    ) -> dict[str, str]:
+        """The settings a client needs to connect as ``user`` (the only user if not given).
+
+        ``style="java"`` gives the Java client's keys, which kprod takes:
+        ``bootstrap.servers``, ``security.protocol``, ``sasl.mechanism`` and
+        ``sasl.jaas.config``, ``ssl.truststore.type=PEM`` with
+        ``ssl.truststore.certificates``, and a PEM keystore for mTLS.
+        ``style="librdkafka"`` gives confluent-kafka's keys (``sasl.username``,
+        ``ssl.ca.pem``, ...). ``mechanism`` picks one of the enabled SASL
+        mechanisms (default the first). The result holds the password and
+        keys: do not log it.
+        """
+        return client_config(self._security, self._authority, self.bootstrap_servers, user, mechanism, style)
+
+    def authentications(self) -> list[Authentication]:
+        """Every successful SASL authentication so far, oldest first: principal, mechanism,
+        and whether it re-authenticated a connection (KIP-368)."""
+        return self._call("authentications")  # type: ignore[no-any-return]
+
+    def ssl_context(self, user: str | None = None) -> ssl.SSLContext:
+        """A client ``ssl.SSLContext`` trusting the cluster's CA, with a client certificate
+        for ``user`` when the cluster asks for one (for kafka-python, aiokafka, ...)."""
+        if self._authority is None:
+            raise ClusterError(f"This cluster is {self._security.protocol}: it has no TLS (use SSL or SASL_SSL).")
+        return client_ssl_context(self._authority, user, self._security.client_auth)
 
     @property
     def brokers(self) -> list[BrokerInfo]:

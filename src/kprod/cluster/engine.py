@@ -10,12 +10,15 @@ Kafka does).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kprod.cluster.faults import Faults, Injection
 from kprod.cluster.state import ClusterState, Partition
 from kprod.protocol.framing import RequestFrame
 from kprod.protocol.messages import ApiKey
+
+if TYPE_CHECKING:
+    from kprod.cluster.sasl_server import AuthSession, SaslServer
 
 __all__ = ["ADVERTISED_VERSIONS", "CLOSE", "Engine", "Reply", "RequestContext"]
 
@@ -92,11 +95,13 @@ Handler = Callable[["Engine", RequestContext], Any]
 class Engine:
     """The request handlers of every broker, over one shared cluster state."""
 
-    def __init__(self, state: ClusterState, faults: Faults) -> None:
+    def __init__(self, state: ClusterState, faults: Faults, sasl: SaslServer | None = None) -> None:
         from kprod.cluster import api_admin, api_fetch, api_produce
 
         self.state = state
         self.faults = faults
+        # SASL listeners (kprod.cluster.sasl_server) advertise and gate with SaslHandshake/SaslAuthenticate
+        self.sasl = sasl
         self.api_versions_fallback = api_admin.api_versions_fallback
         self._handlers: dict[int, Handler] = {
             ApiKey.API_VERSIONS: api_admin.handle_api_versions,
@@ -113,8 +118,24 @@ class Engine:
         # Set by the event loop: called after records are appended to a partition.
         self.on_append: Callable[[Partition, int], None] = lambda partition, size: None
 
-    def handle(self, node_id: int, frame: RequestFrame) -> Any:
-        """Serve one request on broker ``node_id``: a Reply, None (no reply), CLOSE or a parked request."""
+    @property
+    def advertised(self) -> dict[int, tuple[int, int]]:
+        """API key -> (min, max) this cluster offers: the module table (read live, so tests can
+        narrow it), plus the SASL APIs on SASL listeners."""
+        if self.sasl is None:
+            return ADVERTISED_VERSIONS
+        return {**ADVERTISED_VERSIONS, **self.sasl.versions}
+
+    def handle(self, node_id: int, frame: RequestFrame, auth: AuthSession | None = None) -> Any:
+        """Serve one request on broker ``node_id``: a Reply, None (no reply), CLOSE or a parked request.
+
+        ``auth`` is the connection's SASL state on a SASL listener: it answers the
+        SASL APIs and closes connections that ask anything else before authenticating.
+        """
+        if auth is not None:
+            gated = auth.gate(frame)
+            if gated is not None:
+                return gated
         api_key = frame.api_key
         advertised = ADVERTISED_VERSIONS.get(api_key)
         supported = (

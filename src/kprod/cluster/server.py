@@ -21,12 +21,13 @@ import logging
 import queue
 import selectors
 import socket
+import ssl
 import struct
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kprod.cluster.api_fetch import ParkedFetch, complete_fetch
 from kprod.cluster.engine import CLOSE, Engine, Reply
@@ -35,6 +36,10 @@ from kprod.cluster.splice import encode_spliced
 from kprod.cluster.state import Partition
 from kprod.errors import ProtocolError
 from kprod.protocol.framing import FrameReader, decode_request, encode_response
+
+if TYPE_CHECKING:
+    from kprod.cluster.sasl_server import AuthSession
+    from kprod.cluster.security import TlsSession
 
 __all__ = ["EventLoop"]
 
@@ -87,6 +92,8 @@ class Connection:
         "outbox",
         "events",
         "closed",
+        "tls",
+        "auth",
     )
 
     def __init__(self, sock: socket.socket, node_id: int, peer: str) -> None:
@@ -103,13 +110,16 @@ class Connection:
         self.outbox: deque[bytes | memoryview] = deque()  # bytes to write, in order
         self.events = selectors.EVENT_READ
         self.closed = False
+        self.tls: TlsSession | None = None  # on SSL and SASL_SSL listeners (kprod.cluster.security)
+        self.auth: AuthSession | None = None  # on SASL listeners (kprod.cluster.sasl_server)
 
 
 class EventLoop:
     """Listeners, connections and timers of all brokers, driven by one thread."""
 
-    def __init__(self, engine: Engine, host: str) -> None:
+    def __init__(self, engine: Engine, host: str, tls: ssl.SSLContext | None = None) -> None:
         self.engine = engine
+        self.tls = tls
         self.state = engine.state
         self.faults = engine.faults
         self.host = host
@@ -236,6 +246,12 @@ class EventLoop:
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn = Connection(sock, node_id, f"{peer[0]}:{peer[1]}")
+            if self.tls is not None:
+                from kprod.cluster.security import TlsSession
+
+                conn.tls = TlsSession(self.tls)
+            if self.engine.sasl is not None:
+                conn.auth = self.engine.sasl.session()
             self._connections[node_id].add(conn)
             self._selector.register(sock, selectors.EVENT_READ, conn)
 
@@ -331,6 +347,9 @@ class EventLoop:
         reads gets its own buffer, and a large remainder is received directly
         into it. No frame is copied just to be cut out of the stream.
         """
+        if conn.tls is not None:
+            self._on_readable_tls(conn, conn.tls)
+            return
         direct = conn.reader.direct_buffer(_DIRECT_READ)
         try:
             if direct is not None:
@@ -365,6 +384,40 @@ class EventLoop:
                 if frame.obj is shared:
                     inbox[i] = memoryview(bytes(frame))
 
+    def _on_readable_tls(self, conn: Connection, tls: TlsSession) -> None:
+        """Decrypt what the socket has, answer the handshake, and handle the requests it completes."""
+        try:
+            size = conn.sock.recv_into(self._recv_buffer)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._close(conn)
+            return
+        if not size:
+            self._close(conn)
+            return
+        try:
+            plaintext = tls.receive(self._recv_view[:size])
+        except ssl.SSLError as exc:
+            log.info("broker %d: TLS with %s failed, closing: %s", conn.node_id, conn.peer, exc)
+            self._flush(conn)  # the alert, if any
+            self._close(conn)
+            return
+        if tls.wire:
+            self._flush(conn)
+        if plaintext is None:
+            self._close(conn)
+            return
+        if plaintext:
+            try:
+                self._cut_frames(conn, memoryview(plaintext))
+            except ProtocolError as exc:
+                log.warning("broker %d: closing connection from %s: %s", conn.node_id, conn.peer, exc)
+                self._close(conn)
+                return
+            if conn.inbox:
+                self._process(conn)
+
     def _cut_frames(self, conn: Connection, data: memoryview) -> None:
         """Split received bytes into request frames (without their size prefix) on ``conn.inbox``.
 
@@ -385,6 +438,14 @@ class EventLoop:
                     return
                 conn.muted_until = 0.0
             frame = inbox.popleft()
+            if conn.auth is not None and conn.auth.raw_tokens:
+                token = conn.auth.raw_token(bytes(frame))  # SASL after SaslHandshake v0: bare tokens
+                if token is None:
+                    self._close(conn)
+                    return
+                conn.outbox.append(_SIZE.pack(len(token)) + token)
+                self._flush(conn)
+                continue
             try:
                 request = decode_request(frame)
             except ProtocolError as exc:
@@ -392,7 +453,7 @@ class EventLoop:
                 self._close(conn)
                 return
             try:
-                outcome = engine.handle(conn.node_id, request)
+                outcome = engine.handle(conn.node_id, request, conn.auth)
             except Exception as exc:
                 self.internal_errors.append(f"{type(exc).__name__}: {exc}")
                 log.exception(
@@ -511,6 +572,14 @@ class EventLoop:
 
     def _flush(self, conn: Connection) -> None:
         outbox = conn.outbox
+        if conn.tls is not None:  # send TLS records instead of the plaintext
+            try:
+                conn.tls.encrypt(outbox)
+            except ssl.SSLError as exc:
+                log.info("broker %d: TLS with %s failed, closing: %s", conn.node_id, conn.peer, exc)
+                self._close(conn)
+                return
+            outbox = conn.tls.wire
         sock = conn.sock
         while outbox:
             buffers = list(itertools.islice(outbox, _MAX_IOV))
