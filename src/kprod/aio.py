@@ -95,19 +95,23 @@ class AsyncProducer:
         pending then fail with :class:`~kprod.errors.ProducerClosedError`. Returns once
         their futures are resolved and their callbacks (coroutines included) have run.
         The synchronous close (it joins the I/O thread) runs in the loop's default
-        executor, once, so the loop keeps running meanwhile. Safe to call more than once.
+        executor, once, so the loop keeps running meanwhile. Safe to call more than once,
+        and from another loop once the producer's own loop has ended.
         """
         producer = self._producer
         if producer is None:
             self._closed = True
             return
-        self._check_loop()
+        loop = asyncio.get_running_loop()
+        own_loop = loop is self._loop and self._loop_running()
         if not self._closed:
             self._closed = True
-            await self._loop.run_in_executor(None, producer.close, timeout)  # type: ignore[union-attr]
+            await loop.run_in_executor(None, producer.close, timeout)
             # The batches' hooks queued their loop calls before close() returned: let them run.
             await asyncio.sleep(0)
-        while self._callback_tasks:
+        # Closing from another loop (the producer's own has ended) is allowed: it delivers
+        # or fails the records; their futures and callbacks belonged to that loop.
+        while own_loop and self._callback_tasks:
             await asyncio.gather(*self._callback_tasks, return_exceptions=True)
 
     stop = close  # aiokafka's name
