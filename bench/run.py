@@ -33,7 +33,7 @@ from report import markdown_report, summarize, text_report
 
 CLIENTS_DIR = Path(__file__).resolve().parent / "clients"
 CLIENTS = ("kprod_send", "kprod_bulk", "confluent", "kafka_python", "aiokafka_send", "aiokafka_batch", "java",
-           "kprod_async_send", "kprod_async_wait", "confluent_aio")
+           "kprod_async_send", "kprod_async_gather", "kprod_async_wait", "confluent_aio")
 RESULT_PREFIX = "BENCH-RESULT "
 _TOPIC_SETTLE_S = 15.0  # how long stored offsets may lag the acks (replication, acks=1)
 
