@@ -398,3 +398,25 @@ def test_a_producer_not_started_is_a_clear_error(run: Run) -> None:
         await producer.close()
 
     run(main())
+
+
+def test_send_many_waits_for_memory_part_way_and_goes_on_in_order(cluster: EmbeddedCluster, run: Run) -> None:
+    cluster.create_topic("many-full", partitions=1, replication_factor=1)
+    leader = cluster.leader("many-full", 0)
+    settings = config(cluster, **{"buffer.memory": 32768, "batch.size": 16384, "linger.ms": 0})
+
+    async def main() -> tuple[int, list[int]]:
+        async with AsyncProducer(settings) as producer:
+            await producer.send_and_wait("many-full", b"warm-up")
+            cluster.add_latency(leader, 100)
+            values = [b"%03d" % i + bytes(4000) for i in range(40)]  # 160 KB through a 32 KB buffer
+            async with Ticker() as ticker:
+                futures = await producer.send_many("many-full", iter(values), keys=[b"k"] * 40)
+                ticks = ticker.ticks
+            cluster.add_latency(leader, 0)
+            return ticks, [md.offset for md in await asyncio.gather(*futures)]
+
+    ticks, offsets = run(main())
+    assert ticks > 0
+    assert offsets == list(range(1, 41))
+    assert [r.value[:3] for r in read_back(cluster, "many-full", 41)[0][1:]] == [b"%03d" % i for i in range(40)]
