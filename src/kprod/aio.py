@@ -26,7 +26,7 @@ import logging
 from functools import partial
 from asyncio import AbstractEventLoop
 from asyncio.events import _get_running_loop
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from contextvars import Context
 from threading import get_ident as _thread_id
 from typing import Any
@@ -70,6 +70,7 @@ class AsyncProducer:
         # Loop side of delivery: batch -> what to run on the loop when it settles.
         self._waiting: dict[ProducerBatch, list[Callable[[], Any]]] = {}
         self._callback_tasks: set[asyncio.Task[Any]] = set()
+        self._on_loop_end: AsyncGenerator[None, None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -87,6 +88,10 @@ class AsyncProducer:
         producer._for_asyncio(type("AsyncRecordFuture", (AsyncRecordFuture,), {"__slots__": (), "_owner": self}))
         self._producer, self._loop, self._send = producer, loop, producer.send
         self._thread, self._loop_running = _thread_id(), loop.is_running
+        # asyncio.run() / uvloop.run() finalize the loop's async generators before closing it:
+        # this one closes the producer then, so records queued when the loop ends are delivered.
+        self._on_loop_end = self._close_at_loop_end()
+        await self._on_loop_end.__anext__()
 
     async def close(self, timeout: float | None = None) -> None:
         """Deliver or fail every pending record, then stop the I/O thread.
@@ -113,8 +118,19 @@ class AsyncProducer:
         # or fails the records; their futures and callbacks belonged to that loop.
         while own_loop and self._callback_tasks:
             await asyncio.gather(*self._callback_tasks, return_exceptions=True)
+        ending, self._on_loop_end = self._on_loop_end, None
+        if own_loop and ending is not None:
+            await ending.aclose()
 
     stop = close  # aiokafka's name
+
+    async def _close_at_loop_end(self) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            if not self._closed:
+                log.warning("The event loop ended with %r open: closing it (delivering what is queued)", self)
+                await self.close()
 
     async def __aenter__(self) -> AsyncProducer:
         await self.start()

@@ -420,3 +420,18 @@ def test_send_many_waits_for_memory_part_way_and_goes_on_in_order(cluster: Embed
     assert ticks > 0
     assert offsets == list(range(1, 41))
     assert [r.value[:3] for r in read_back(cluster, "many-full", 41)[0][1:]] == [b"%03d" % i for i in range(40)]
+
+
+def test_the_loop_ending_without_close_delivers_what_is_queued(cluster: EmbeddedCluster, run: Run) -> None:
+    cluster.create_topic("loop-end", partitions=1, replication_factor=1)
+
+    async def main() -> tuple[AsyncProducer, list[AsyncRecordFuture]]:
+        producer = AsyncProducer(config(cluster, **{"linger.ms": 60000}))
+        await producer.start()
+        await producer.partitions_for("loop-end")
+        return producer, [await producer.send("loop-end", b"e%d" % i) for i in range(50)]  # no close()
+
+    producer, futures = run(main())
+    assert producer._closed
+    assert [f.result().offset for f in futures] == list(range(50))
+    assert [r.value for r in read_back(cluster, "loop-end", 50)[0]] == [b"e%d" % i for i in range(50)]
