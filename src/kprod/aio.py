@@ -22,13 +22,14 @@ the producer:
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
+import threading
 from functools import partial
 from asyncio import AbstractEventLoop
 from asyncio.events import _get_running_loop
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, Sequence
 from contextvars import Context
-from threading import get_ident as _thread_id
 from typing import Any
 
 from kprod.client import Producer, _as_sequence, _moved_to
@@ -42,6 +43,7 @@ from kprod.record import Header, ProducerRecord, RecordMetadata
 __all__ = ["AsyncProducer", "AsyncRecordFuture"]
 
 log = logging.getLogger("kprod.producer")
+_thread_id = threading.get_ident
 
 #: ``callback(metadata, exception)`` run on the loop; may return an awaitable (then run as a task).
 AsyncCallback = Callable[[RecordMetadata | None, BaseException | None], Any]
@@ -71,6 +73,7 @@ class AsyncProducer:
         self._waiting: dict[ProducerBatch, list[Callable[[], Any]]] = {}
         self._callback_tasks: set[asyncio.Task[Any]] = set()
         self._on_loop_end: AsyncGenerator[None, None] | None = None
+        self._close_done: concurrent.futures.Future[None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -99,21 +102,30 @@ class AsyncProducer:
         Waits up to ``timeout`` seconds (None: as long as it takes); records still
         pending then fail with :class:`~kprod.errors.ProducerClosedError`. Returns once
         their futures are resolved and their callbacks (coroutines included) have run.
-        The synchronous close (it joins the I/O thread) runs in the loop's default
-        executor, once, so the loop keeps running meanwhile. Safe to call more than once,
-        and from another loop once the producer's own loop has ended.
+        The synchronous close (it joins the I/O thread) runs once, in a thread of its
+        own, so the loop keeps running meanwhile; every close() call waits for it. Safe
+        to call more than once, and from another loop once the producer's own loop has ended.
         """
         producer = self._producer
         if producer is None:
             self._closed = True
             return
-        loop = asyncio.get_running_loop()
-        own_loop = loop is self._loop and self._loop_running()
-        if not self._closed:
-            self._closed = True
-            await loop.run_in_executor(None, producer.close, timeout)
-            # The batches' hooks queued their loop calls before close() returned: let them run.
-            await asyncio.sleep(0)
+        own_loop = asyncio.get_running_loop() is self._loop and self._loop_running()
+        self._closed = True
+        if self._close_done is None:
+            done = self._close_done = concurrent.futures.Future()
+
+            def close_producer() -> None:
+                try:
+                    producer.close(timeout)
+                    done.set_result(None)
+                except BaseException as exc:  # pragma: no cover - Producer.close() does not raise
+                    done.set_exception(exc)
+
+            threading.Thread(target=close_producer, name=f"kprod-aio-close | {producer.client_id}", daemon=True).start()
+        await asyncio.wrap_future(self._close_done)  # concurrent close() calls all wait for the one close
+        # The batches' hooks queued their loop calls before close() returned: let them run.
+        await asyncio.sleep(0)
         # Closing from another loop (the producer's own has ended) is allowed: it delivers
         # or fails the records; their futures and callbacks belonged to that loop.
         while own_loop and self._callback_tasks:
@@ -128,7 +140,8 @@ class AsyncProducer:
         try:
             yield
         finally:
-            if not self._closed:
+            if self._on_loop_end is not None:  # not closed yet (close() drops it)
+                self._on_loop_end = None
                 log.warning("The event loop ended with %r open: closing it (delivering what is queued)", self)
                 await self.close()
 

@@ -422,7 +422,9 @@ def test_send_many_waits_for_memory_part_way_and_goes_on_in_order(cluster: Embed
     assert [r.value[:3] for r in read_back(cluster, "many-full", 41)[0][1:]] == [b"%03d" % i for i in range(40)]
 
 
-def test_the_loop_ending_without_close_delivers_what_is_queued(cluster: EmbeddedCluster, run: Run) -> None:
+def test_the_loop_ending_without_close_delivers_what_is_queued(
+    cluster: EmbeddedCluster, run: Run, caplog: pytest.LogCaptureFixture
+) -> None:
     cluster.create_topic("loop-end", partitions=1, replication_factor=1)
 
     async def main() -> tuple[AsyncProducer, list[AsyncRecordFuture]]:
@@ -431,7 +433,22 @@ def test_the_loop_ending_without_close_delivers_what_is_queued(cluster: Embedded
         await producer.partitions_for("loop-end")
         return producer, [await producer.send("loop-end", b"e%d" % i) for i in range(50)]  # no close()
 
-    producer, futures = run(main())
+    with caplog.at_level("WARNING"):
+        producer, futures = run(main())
     assert producer._closed
+    assert [r.getMessage()[:40] for r in caplog.records] == ["The event loop ended with <AsyncProducer"]
     assert [f.result().offset for f in futures] == list(range(50))
     assert [r.value for r in read_back(cluster, "loop-end", 50)[0]] == [b"e%d" % i for i in range(50)]
+
+
+def test_concurrent_closes_all_wait_for_the_one_close(cluster: EmbeddedCluster, run: Run) -> None:
+    cluster.create_topic("two-closes", partitions=1, replication_factor=1)
+
+    async def main() -> list[bool]:
+        producer = AsyncProducer(config(cluster, **{"linger.ms": 200}))
+        await producer.start()
+        futures = [await producer.send("two-closes", b"c%d" % i) for i in range(20)]
+        await asyncio.gather(producer.close(), producer.close())
+        return [f.done() for f in futures]
+
+    assert run(main()) == [True] * 20
