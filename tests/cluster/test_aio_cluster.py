@@ -452,3 +452,24 @@ def test_concurrent_closes_all_wait_for_the_one_close(cluster: EmbeddedCluster, 
         return [f.done() for f in futures]
 
     assert run(main()) == [True] * 20
+
+
+def test_record_form_done_callbacks_and_asyncio_wait(cluster: EmbeddedCluster, run: Run) -> None:
+    cluster.create_topic("forms", partitions=1, replication_factor=1)
+    seen: list[Any] = []
+
+    async def main() -> tuple[int, int]:
+        async with AsyncProducer(config(cluster)) as producer:
+            first = await producer.send(ProducerRecord("forms", b"r0", key=b"k"), lambda md, err: seen.append(md.offset))
+            second = await producer.send("forms", b"r1")
+            removed = []
+            second.add_done_callback(removed.append)
+            second.remove_done_callback(removed.append)
+            second.add_done_callback(lambda f: seen.append(("done", f.result().offset)))
+            done, pending = await asyncio.wait([first, second])
+            await producer.flush()
+            assert removed == [] and not pending
+            return first.result().offset, second.result().offset
+
+    assert run(main()) == (0, 1)
+    assert sorted(seen, key=str) == sorted([0, ("done", 1)], key=str)
