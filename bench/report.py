@@ -16,6 +16,7 @@ _COLUMNS = (
     ("p50_ms", "p50 ms", "{:.1f}"),
     ("p99_ms", "p99 ms", "{:.1f}"),
     ("rss_mb", "peak RSS MB", "{:.0f}"),
+    ("loop_lag_p99_ms", "loop lag p99 ms", "{:.1f}"),
 )
 
 

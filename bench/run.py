@@ -32,7 +32,8 @@ from configs import CONFIGS, BenchConfig
 from report import markdown_report, summarize, text_report
 
 CLIENTS_DIR = Path(__file__).resolve().parent / "clients"
-CLIENTS = ("kprod_send", "kprod_bulk", "confluent", "kafka_python", "aiokafka_send", "aiokafka_batch", "java")
+CLIENTS = ("kprod_send", "kprod_bulk", "confluent", "kafka_python", "aiokafka_send", "aiokafka_batch", "java",
+           "kprod_async_send", "kprod_async_gather", "kprod_async_wait", "confluent_aio")
 RESULT_PREFIX = "BENCH-RESULT "
 _TOPIC_SETTLE_S = 15.0  # how long stored offsets may lag the acks (replication, acks=1)
 
@@ -290,6 +291,8 @@ def _fill_figures(run: dict[str, Any], result: dict[str, Any], config: BenchConf
     run["cpu_us_per_record"] = result["cpu_s"] / records * 1e6
     run["p50_ms"] = result.get("p50_ms")
     run["p99_ms"] = result.get("p99_ms")
+    run["loop_lag_p99_ms"] = result.get("loop_lag_p99_ms")  # asyncio clients' loop-lag probe
+    run["loop_lag_max_ms"] = result.get("loop_lag_max_ms")
     rss_kb = result.get("rss_kb") or run["process_rss_kb"]
     run["rss_mb"] = rss_kb / 1024
     run["version"] = result.get("version")

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["KEY_MASK", "Latency", "Spec", "Window", "emit", "emit_skip", "key_pool", "load_spec", "payload"]
+__all__ = ["KEY_MASK", "Latency", "LoopLag", "Spec", "Window", "emit", "emit_skip", "key_pool", "load_spec", "payload"]
 
 RESULT_PREFIX = "BENCH-RESULT "
 # Keys cycle through a pool (a power of two, so `i & KEY_MASK` picks one): 16384 distinct
@@ -129,6 +129,47 @@ def _percentile(ordered: list[float], pct: float) -> float | None:
         return None
     rank = max(1, -(-len(ordered) * pct // 100))
     return ordered[int(rank) - 1]
+
+
+class LoopLag:
+    """The asyncio clients' loop-lag probe: a coroutine that asks to wake every 1 ms and
+    records how late each wake-up came, i.e. how long something else held the event loop
+    (the client's own code between its yields, the library's calls, the GIL). The clients
+    yield to the loop once per ``latency_every`` records, so their own share stays small.
+    """
+
+    def __init__(self, period_s: float = 0.001) -> None:
+        self.period_s = period_s
+        self.lags_ms: list[float] = []
+        self._task: Any = None
+
+    def start(self) -> None:
+        import asyncio
+
+        self._task = asyncio.get_running_loop().create_task(self._tick())
+
+    async def _tick(self) -> None:
+        import asyncio
+
+        clock = time.perf_counter
+        lags = self.lags_ms
+        while True:
+            due = clock() + self.period_s
+            await asyncio.sleep(self.period_s)
+            lags.append(max(0.0, clock() - due) * 1000.0)
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def summary(self) -> dict[str, Any]:
+        ordered = sorted(self.lags_ms)
+        return {
+            "loop_ticks": len(ordered),
+            "loop_lag_p50_ms": _percentile(ordered, 50.0),
+            "loop_lag_p99_ms": _percentile(ordered, 99.0),
+            "loop_lag_max_ms": ordered[-1] if ordered else None,
+        }
 
 
 class Window:

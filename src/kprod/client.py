@@ -14,7 +14,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from kprod import serializers as _serializers
@@ -33,13 +33,13 @@ from kprod.net.address import parse_address
 from kprod.net.client import NetworkClient
 from kprod.partitioner import Partitioner, murmur2, partitions_for_keys, resolve_partitioner
 from kprod.producer.accumulator import RecordAccumulator
-from kprod.producer.batch import RecordFuture, SendCallback
+from kprod.producer.batch import ProducerBatch, RecordFuture, SendCallback
 from kprod.producer.fastpath import SendCore, scan_bytes
 from kprod.producer.idempotence import IdempotenceState
 from kprod.producer.memory import MemoryPool
 from kprod.metrics import MetricConfig, MetricName, Metrics
 from kprod.plugins import load_plugins
-from kprod.producer.metadata import ClusterMetadata, PartitionInfo
+from kprod.producer.metadata import ClusterMetadata, MetadataNeeded, PartitionInfo
 from kprod.producer.metrics import ProducerMetrics
 from kprod.producer.sender import Sender
 from kprod.producer.sticky import StickyPartitioner
@@ -83,7 +83,8 @@ class Producer(SendCore):
         self._partitioner: Partitioner | None = resolve_partitioner(cfg["partitioner.class"], cfg)
         self._ignore_keys: bool = cfg["partitioner.ignore.keys"]
         self._interceptors = _load_interceptors(cfg["interceptor.classes"], cfg)
-        self._max_block_ms: int = cfg["max.block.ms"]
+        # None: never block (see _never_block); the asyncio producer waits on its loop instead.
+        self._max_block_ms: int | None = cfg["max.block.ms"]
         self._max_request_size: int = cfg["max.request.size"]
         self._buffer_memory: int = cfg["buffer.memory"]
         bootstrap = [parse_address(address) for address in cfg["bootstrap.servers"]]
@@ -146,15 +147,8 @@ class Producer(SendCore):
         self._add_gauges(pool, network)
         for reporter in load_plugins("metric.reporters", cfg["metric.reporters"], cfg, _JMX_REPORTER):
             self._metrics_registry.add_reporter(reporter)
-        # The compiled append (None without kprod._speedups): for serialized records, and
-        # straight from send()'s arguments when nothing per-record happens in Python first.
-        self._append_path = self._accumulator.send_path(
-            self._metadata, keyed=not self._ignore_keys, max_request_size=self._max_request_size,
-            buffer_memory=self._buffer_memory,
-        )
-        plain = (self._key_is_bytes and self._value_is_bytes and self._partitioner is None
-                 and not self._interceptors)
-        self._fast_send = self._append_path if plain else None
+        self._append_path: Callable[..., RecordFuture | None] | None = None
+        self._build_send_path()
         self._thread = threading.Thread(target=self._sender.run, name=f"kprod-network-thread | {self.client_id}", daemon=True)
         self._thread.start()
         _live_producers.add(self)
@@ -369,8 +363,7 @@ class Producer(SendCore):
                         f"flush() timed out after {timeout}s with records still pending; "
                         "they stay queued and will still be delivered or failed."
                     )
-                if batch.split:  # wait for the batches its records moved to
-                    pending.extend({id(f._batch): f._batch for f in batch.futures}.values())
+                pending.extend(_moved_to(batch))  # a split batch: wait for where its records went
         finally:
             self._accumulator.end_flush()
 
@@ -453,27 +446,54 @@ class Producer(SendCore):
             )
         raise ProducerClosedError("Cannot send: the producer is closed. Create a new Producer.")
 
+    def _build_send_path(self) -> None:
+        # The compiled append (None without kprod._speedups): for serialized records, and
+        # straight from send()'s arguments when nothing per-record happens in Python first.
+        self._append_path = self._accumulator.send_path(
+            self._metadata, keyed=not self._ignore_keys, max_request_size=self._max_request_size,
+            buffer_memory=self._buffer_memory,
+        )
+        plain = (self._key_is_bytes and self._value_is_bytes and self._partitioner is None
+                 and not self._interceptors)
+        self._fast_send = self._append_path if plain else None
+
+    def _for_asyncio(self, future_type: type[RecordFuture]) -> None:
+        """Serve the asyncio producer (kprod.aio), before its first send: records get futures
+        of ``future_type`` (its awaitable RecordFuture), and where send(), send_many() and
+        partitions_for() would block (a topic's metadata, ``buffer.memory``) they raise
+        :class:`MetadataNeeded` / :class:`MemoryNeeded` instead, so the caller can wait on
+        its event loop and resume."""
+        self._max_block_ms = None
+        self._accumulator.future_type = future_type
+        self._build_send_path()
+
     def _wait_for_topic(self, topic: str) -> int:
         if type(topic) is not str or not topic:
             raise ValueError(f"Invalid topic {topic!r}: give a non-empty topic name (str).")
         self._metadata.add_topic(topic, _monotonic_ms())
         self._wakeup()
+        if self._max_block_ms is None:
+            raise MetadataNeeded(topic)
         deadline = _monotonic() + self._max_block_ms / 1000.0
         try:
             count = self._metadata.wait_for_topic(topic, deadline, self._wakeup)
         except KeyboardInterrupt as exc:
             raise InterruptError("Interrupted while waiting for the metadata of topic " + topic) from exc
         if count < 0:
-            if self._closed:
-                raise ProducerClosedError("The producer was closed while waiting for topic metadata.")
-            cause = self._metadata.topic_errors.get(topic)
-            reason = f" The cluster said: {cause}" if cause else ""
-            brokers = "" if self._metadata.brokers else " No broker answered: check bootstrap.servers and that the cluster runs."
-            raise KafkaTimeoutError(
-                f"Topic {topic} not present in metadata after {self._max_block_ms} ms (max.block.ms).{reason}{brokers} "
-                "Create the topic (or enable auto-creation on the brokers), or check its name."
-            )
+            raise self._topic_timeout_error(topic)
         return count
+
+    def _topic_timeout_error(self, topic: str) -> KafkaError:
+        """Why ``topic`` has no metadata after max.block.ms (or the producer closed meanwhile)."""
+        if self._closed:
+            return ProducerClosedError("The producer was closed while waiting for topic metadata.")
+        cause = self._metadata.topic_errors.get(topic)
+        reason = f" The cluster said: {cause}" if cause else ""
+        brokers = "" if self._metadata.brokers else " No broker answered: check bootstrap.servers and that the cluster runs."
+        return KafkaTimeoutError(
+            f"Topic {topic} not present in metadata after {self.config['max.block.ms']} ms (max.block.ms).{reason}{brokers} "
+            "Create the topic (or enable auto-creation on the brokers), or check its name."
+        )
 
     def _serialize(self, serializer: Any, topic: str, data: Any, what: str) -> bytes | None:
         try:
@@ -577,6 +597,13 @@ def _bad_partition(topic: str, partition: Any, num_partitions: int, by: str = "t
         f"Invalid partition {partition!r} for topic {topic} (set by {by}): it has {num_partitions} partitions, "
         f"so give an int from 0 to {num_partitions - 1}, or None to let the partitioner choose."
     )
+
+
+def _moved_to(batch: ProducerBatch) -> list[ProducerBatch]:
+    """The batches a split batch's records moved to (none if it was not split)."""
+    if not batch.split:
+        return []
+    return list({id(f._batch): f._batch for f in batch.futures}.values())
 
 
 def _as_sequence(name: str, items: Any, length: int | None) -> Sequence[Any]:

@@ -34,6 +34,7 @@ __all__ = [
     "BrokerResponseError",
     "BufferExhaustedError",
     "ConfigError",
+    "EventLoopError",
     "FatalProducerError",
     "ForkedProducerError",
     "InterruptError",
@@ -242,6 +243,17 @@ class ForkedProducerError(FatalProducerError, RuntimeError):
     default_message = (
         "This producer was created in another process and cannot be used after fork(){where}."
         " Create a new producer in the child process."
+    )
+
+
+class EventLoopError(KafkaError, RuntimeError):
+    """An asyncio producer was used outside the event loop it was started on, or before
+    ``start()``. Its futures and callbacks belong to that one loop."""
+
+    default_message = (
+        "This AsyncProducer belongs to another event loop, or is not started{where}. Start it with"
+        " 'async with AsyncProducer(...)' (or 'await producer.start()') in the loop that uses it,"
+        " and create one producer per event loop."
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections.abc import Callable, Sequence
+from functools import partial
 
 from kprod import _native
 from kprod.errors import BufferExhaustedError, KafkaTimeoutError, ProducerClosedError
@@ -24,7 +25,7 @@ from kprod.producer.fastpath import RECORD_OVERHEAD, REASON_FULL, REASON_NEED_BA
 from kprod.producer.fastpath import append_many as _append_many
 from kprod.producer.fastpath import append_record as _append_record
 from kprod.producer.idempotence import IdempotenceState
-from kprod.producer.memory import MemoryPool
+from kprod.producer.memory import MemoryNeeded, MemoryPool
 from kprod.producer.metadata import ClusterMetadata
 from kprod.producer.partition_state import PartitionState, RetryBackoff
 from kprod.producer.sticky import StickyPartitioner
@@ -60,8 +61,11 @@ class RecordAccumulator:
         retry_backoff_ms: int,
         retry_backoff_max_ms: int,
         wakeup: Callable[[], None],
+        future_type: type[RecordFuture] = RecordFuture,
     ) -> None:
         self.batch_size = batch_size
+        # The record futures' class: RecordFuture, or the asyncio producer's subclass of it.
+        self.future_type = future_type
         self.linger_ms = linger_ms
         self.codec = codec
         self.compression_level = compression_level
@@ -96,9 +100,13 @@ class RecordAccumulator:
         callback: SendCallback | None,
         num_partitions: int,
         available: tuple[int, ...] | None,
-        max_block_ms: int,
+        max_block_ms: int | None,
     ) -> RecordFuture:
-        """Add one serialized record; ``partition`` -1 picks the sticky partition."""
+        """Add one serialized record; ``partition`` -1 picks the sticky partition.
+
+        With ``max_block_ms`` None it never waits for ``buffer.memory``: it raises
+        :class:`~kprod.producer.memory.MemoryNeeded` instead (the asyncio producer).
+        """
         sticky = partition < 0
         with self.lock:
             if self.closed:
@@ -112,7 +120,7 @@ class RecordAccumulator:
                 if queue:
                     batch = queue[-1]
                     if not batch.full:
-                        future = _append_record(RecordFuture, batch, timestamp, key, value, headers, callback, self.batch_size)
+                        future = _append_record(self.future_type, batch, timestamp, key, value, headers, callback, self.batch_size)
                         if future is not None:
                             if batch.full:
                                 self.wakeup()
@@ -139,14 +147,34 @@ class RecordAccumulator:
             return future
         # The buffer is full: wait for memory outside the lock (the I/O thread frees it).
         self.wakeup()
-        if not self.pool.reserve(memory, max_block_ms / 1000.0):
-            if self.closed:
-                raise ProducerClosedError("Cannot send: the producer was closed while waiting for buffer memory.")
-            raise BufferExhaustedError(
-                f"Failed to allocate {memory} bytes within max.block.ms ({max_block_ms} ms) for a record "
-                f"to {topic}-{partition}: buffer.memory ({self.pool.total} bytes) is full. Records are produced "
-                "faster than the cluster takes them; raise buffer.memory or max.block.ms, or slow down."
+        if max_block_ms is None:  # the caller must not block (asyncio): it waits and resumes
+            raise MemoryNeeded(
+                memory,
+                partial(self._append_reserved, memory, topic, partition, timestamp, key, value, headers, callback,
+                        num_partitions, available, sticky, estimate),
+                partial(self._memory_error, memory, topic, partition),
             )
+        if not self.pool.reserve(memory, max_block_ms / 1000.0):
+            raise self._memory_error(memory, topic, partition, max_block_ms)
+        return self._append_reserved(memory, topic, partition, timestamp, key, value, headers, callback,
+                                     num_partitions, available, sticky, estimate)
+
+    def _memory_error(self, memory: int, topic: str, partition: int, max_block_ms: int) -> KafkaTimeoutError | ProducerClosedError:
+        """Why ``memory`` bytes could not be reserved within ``max_block_ms``."""
+        if self.closed:
+            return ProducerClosedError("Cannot send: the producer was closed while waiting for buffer memory.")
+        return BufferExhaustedError(
+            f"Failed to allocate {memory} bytes within max.block.ms ({max_block_ms} ms) for a record "
+            f"to {topic}-{partition}: buffer.memory ({self.pool.total} bytes) is full. Records are produced "
+            "faster than the cluster takes them; raise buffer.memory or max.block.ms, or slow down."
+        )
+
+    def _append_reserved(
+        self, memory: int, topic: str, partition: int, timestamp: int, key: bytes | None, value: bytes | None,
+        headers: Sequence[tuple[str, bytes | None]] | None, callback: SendCallback | None, num_partitions: int,
+        available: tuple[int, ...] | None, sticky: bool, estimate: int,
+    ) -> RecordFuture:
+        """:meth:`append` once ``memory`` bytes are reserved for the record (given back if unused)."""
         with self.lock:
             if self.closed:
                 self.pool.release(memory)
@@ -177,7 +205,7 @@ class RecordAccumulator:
         callback: SendCallback | None,
         num_partitions: int,
         available: tuple[int, ...] | None,
-        max_block_ms: int,
+        max_block_ms: int | None,
     ) -> list[RecordFuture]:
         """Add many serialized records in order; one future per record.
 
@@ -206,7 +234,7 @@ class RecordAccumulator:
                 sticky_partition = sticky.partition(topic, num_partitions, available) if uses_sticky else -1
                 budget = sticky.remaining(topic) if uses_sticky else 0
                 i, used, reason = _append_many(
-                    RecordFuture, batches, values, keys, timestamps, headers, partitions, callback, i, now,
+                    self.future_type, batches, values, keys, timestamps, headers, partitions, callback, i, now,
                     sticky_partition, budget, limit, out,
                 )
                 if used:
@@ -224,6 +252,9 @@ class RecordAccumulator:
                 except (BufferExhaustedError, ProducerClosedError) as exc:
                     self._fail_unqueued(topic, out, n, callback, exc)
                     return out
+                except MemoryNeeded as wait:  # max_block_ms None: the caller waits, then resumes
+                    wait.queued = out
+                    raise
                 i += 1
         if len(out) < n:
             self._fail_unqueued(topic, out, n, callback, ProducerClosedError("Cannot send: the producer is closed."))
@@ -236,7 +267,7 @@ class RecordAccumulator:
         batch = ProducerBatch(topic, -1, RecordBatchBuilder(self.codec, self.compression_level), self.clock_ms(), 0)
         futures = batch.futures
         for index in range(n - len(out)):
-            future = RecordFuture(batch, index, -1, -1, -1)
+            future = self.future_type(batch, index, -1, -1, -1)
             futures.append(future)
             if callback is not None:
                 batch.callbacks.append((future, callback, True))  # type: ignore[union-attr]
@@ -264,7 +295,7 @@ class RecordAccumulator:
         return speedups.SendPath(  # type: ignore[no-any-return]
             accumulator=self, queues=self._partitions, lock=self.lock,
             sticky_current=sticky._current, sticky_produced=sticky._produced, sticky_next=sticky._next,
-            sticky_batch_size=sticky.batch_size, wakeup=self.wakeup, future_type=RecordFuture,
+            sticky_batch_size=sticky.batch_size, wakeup=self.wakeup, future_type=self.future_type,
             batch_size=self.batch_size, metadata=metadata, keyed=keyed,
             max_request_size=max_request_size, buffer_memory=buffer_memory,
         )
@@ -313,7 +344,7 @@ class RecordAccumulator:
         batch = queue[-1]
         if batch.full:
             return None
-        future = _append_record(RecordFuture, batch, timestamp, key, value, headers, callback, self.batch_size)
+        future = _append_record(self.future_type, batch, timestamp, key, value, headers, callback, self.batch_size)
         if future is None or batch.full:
             batch.full = True
             self.wakeup()
@@ -345,7 +376,7 @@ class RecordAccumulator:
         batch = ProducerBatch(topic, partition, builder, self.clock_ms(), memory)
         batch.order = (next(self._created), 0)
         builder.append(timestamp, key, value, headers)
-        future = RecordFuture(batch, 0, timestamp, -1 if key is None else len(key), -1 if value is None else len(value))
+        future = self.future_type(batch, 0, timestamp, -1 if key is None else len(key), -1 if value is None else len(value))
         batch.futures.append(future)
         if callback is not None:
             batch.callbacks.append((future, callback, True))  # type: ignore[union-attr]

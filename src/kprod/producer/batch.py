@@ -39,7 +39,7 @@ class ProducerBatch:
         "topic", "partition", "builder", "futures", "callbacks", "created_ms", "attempts",
         "retry_at_ms", "state", "base_offset", "log_append_time", "error", "_event", "_settled",
         "memory", "full", "producer_id", "producer_epoch", "base_sequence", "in_flight",
-        "drained_ms", "payload", "final_error", "order", "last_error", "_final_count",
+        "drained_ms", "payload", "final_error", "order", "last_error", "_final_count", "_hooks",
     )
 
     def __init__(self, topic: str, partition: int, builder: RecordBatchBuilder, created_ms: float, memory: int) -> None:
@@ -62,6 +62,8 @@ class ProducerBatch:
         # ~4 us, most of a new batch's cost); set once the batch settles.
         self._event: threading.Event | None = None
         self._settled = False
+        # Batch-level completion hooks (see add_hook); None until one is added.
+        self._hooks: list[Callable[[ProducerBatch], Any]] | None = None
         self.memory = memory
         self.full = False
         self.producer_id = -1
@@ -105,6 +107,22 @@ class ProducerBatch:
             self.callbacks.append((future, callback, java_style))
             return True
 
+    def add_hook(self, hook: Callable[[ProducerBatch], Any]) -> bool:
+        """Call ``hook(batch)`` once, on the I/O thread, when the batch settles (completed,
+        after its callbacks, or split); False if it already has (nothing registered).
+
+        One call per batch however many of its records are waited on: the asyncio
+        producer hands a batch's results to its event loop this way.
+        """
+        with _CALLBACK_LOCK:
+            if self._settled:
+                return False
+            if self._hooks is None:
+                self._hooks = [hook]
+            else:
+                self._hooks.append(hook)
+            return True
+
     def succeed(self, base_offset: int, log_append_time: int) -> None:
         """Mark every record written and run the callbacks (I/O thread)."""
         self.base_offset = base_offset
@@ -137,8 +155,15 @@ class ProducerBatch:
         with _CALLBACK_LOCK:
             self._settled = True
             event = self._event
+            hooks, self._hooks = self._hooks, None
         if event is not None:
             event.set()
+        if hooks is not None:
+            for hook in hooks:
+                try:
+                    hook(self)
+                except Exception:
+                    log.exception("A completion hook for %s-%d raised; the producer goes on", self.topic, self.partition)
 
     def _finish(self, state: int) -> None:
         # Callbacks run before waiters wake (as in Java), so flush() and result()

@@ -10,19 +10,33 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from kprod.errors import KafkaError, error_for_code
 from kprod.protocol.responses import MetadataResult
 
-__all__ = ["ClusterMetadata", "PartitionInfo"]
+__all__ = ["ClusterMetadata", "MetadataNeeded", "PartitionInfo"]
 
 _NONE = 0
 # Topic-level codes after which waiting is pointless: send() raises them at once.
 _FATAL_TOPIC_CODES = frozenset({17, 29})  # INVALID_TOPIC_EXCEPTION, TOPIC_AUTHORIZATION_FAILED
 # Codes that mean "not there yet": keep waiting until max.block.ms.
 _RETRY_TOPIC_CODES = frozenset({3, 5})  # UNKNOWN_TOPIC_OR_PARTITION, LEADER_NOT_AVAILABLE
+
+
+class MetadataNeeded(Exception):
+    """Raised instead of blocking when a caller that must not block needs ``topic``'s metadata.
+
+    Not an error users see: the asyncio producer catches it and waits on its event
+    loop (:meth:`ClusterMetadata.wake_on_update`) until :meth:`ClusterMetadata.check_topic`
+    answers, or ``max.block.ms`` passes. The topic is already registered (a fetch is due).
+    """
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(topic)
+        self.topic = topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +79,8 @@ class ClusterMetadata:
         self.last_refresh_ms = 0.0
         self.update_requested = True
         self._new_topics = False
+        # One-shot wake-ups of waiters that do not block a thread (the asyncio producer).
+        self._wakers: list[Callable[[], Any]] = []
 
     # -- application threads ------------------------------------------------
 
@@ -85,18 +101,30 @@ class ClusterMetadata:
         """
         with self._cond:
             while True:
-                count = self.partition_counts.get(topic)
+                count = self.check_topic(topic)
                 if count:
                     return count
-                error = self.topic_errors.get(topic)
-                if error is not None and error.code in _FATAL_TOPIC_CODES:
-                    raise error
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return -1
                 self.update_requested = True
                 wakeup()
                 self._cond.wait(min(remaining, 0.5))
+
+    def check_topic(self, topic: str) -> int:
+        """``topic``'s partition count, 0 while unknown; raises its fatal error (no point waiting)."""
+        count = self.partition_counts.get(topic)
+        if count:
+            return count
+        error = self.topic_errors.get(topic)
+        if error is not None and error.code in _FATAL_TOPIC_CODES:
+            raise error
+        return 0
+
+    def wake_on_update(self, wake: Callable[[], Any]) -> None:
+        """Call ``wake()`` once, from the I/O thread, after the next metadata update (or on close)."""
+        with self._cond:
+            self._wakers.append(wake)
 
     def touch(self, topic: str, now_ms: float) -> None:
         """Record that a send used ``topic`` (keeps it from expiring as idle)."""
@@ -174,6 +202,9 @@ class ClusterMetadata:
             self.last_refresh_ms = now_ms
             self.update_requested = self._new_topics
             self._cond.notify_all()
+            wakers, self._wakers = self._wakers, []
+        for wake in wakers:
+            wake()
         return changed
 
     def update_leader(self, topic: str, partition: int, leader: int, leader_epoch: int, now_ms: float) -> None:
@@ -204,6 +235,9 @@ class ClusterMetadata:
             self.brokers = merged
 
     def notify_waiters(self) -> None:
-        """Wake threads in :meth:`wait_for_topic` (e.g. on close)."""
+        """Wake threads in :meth:`wait_for_topic` and :meth:`wake_on_update`'s waiters (e.g. on close)."""
         with self._cond:
             self._cond.notify_all()
+            wakers, self._wakers = self._wakers, []
+        for wake in wakers:
+            wake()

@@ -1,0 +1,65 @@
+"""kprod.aio: ``await AsyncProducer.send()`` per record, every future kept and gathered at the end.
+
+Probes carry a ``callback=`` (run on the loop). The client yields to the loop once per
+probe block (``latency_every`` records) so the loop-lag probe can tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from _common import KEY_MASK, Latency, LoopLag, Window, emit, key_pool, load_spec, payload
+
+
+async def run(spec) -> None:
+    import kprod
+    from kprod.aio import AsyncProducer
+
+    async with AsyncProducer(spec.java_config()) as producer:
+        send = producer.send
+        topic, value, keys = spec.topic, payload(spec), key_pool(spec)
+        for j in range(spec.warmup):
+            await send(topic, value, keys[j & KEY_MASK])
+        await producer.flush()
+
+        n, every = spec.records, spec.latency_every
+        latency = Latency(n, every)
+        sent, clock = latency.sent, time.perf_counter
+
+        def probe(slot: int):  # one closure per probe, i.e. per `every` records
+            def done(metadata: object, exception: BaseException | None) -> None:
+                if exception is None:
+                    latency.ack(slot)
+                else:
+                    latency.fail(slot, exception)
+
+            return done
+
+        lag = LoopLag()
+        lag.start()
+        with Window() as window:
+            futures = []
+            append = futures.append
+            slot = 0
+            for i in range(0, n, every):
+                sent[slot] = clock()
+                append(await send(topic, value, keys[i & KEY_MASK], callback=probe(slot)))
+                slot += 1
+                for j in range(i + 1, min(i + every, n)):
+                    append(await send(topic, value, keys[j & KEY_MASK]))
+                await asyncio.sleep(0)
+            results = await asyncio.gather(*futures, return_exceptions=True)
+        lag.stop()
+    errors = [r for r in results if isinstance(r, BaseException)]
+    emit(spec, client="kprod_async_gather", version=kprod.__version__, window=window,
+         sent_total=spec.warmup + n, latency=latency, errors=len(errors),
+         **({"first_error": repr(errors[0])[:300]} if errors else {}), **lag.summary())
+
+
+def main() -> None:
+    asyncio.run(run(load_spec()))
+
+
+if __name__ == "__main__":
+    main()
