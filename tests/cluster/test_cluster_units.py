@@ -185,11 +185,11 @@ def test_frames_are_cut_across_any_read_boundary() -> None:
     import socket
 
     from kprod.cluster.engine import Engine
-    from kprod.cluster.faults import Faults
+    from kprod.cluster.hooks import Hooks
     from kprod.cluster.server import Connection, EventLoop
 
     state = ClusterState([(0, "127.0.0.1", 0)], parse_broker_config(None))
-    loop = EventLoop(Engine(state, Faults()), "127.0.0.1")
+    loop = EventLoop(Engine(state, Hooks()), "127.0.0.1")
     frames = [b"a" * 5, b"", b"b" * 300, b"c" * 70_000]
     stream = b"".join(len(f).to_bytes(4, "big") + f for f in frames)
     left, right = socket.socketpair()

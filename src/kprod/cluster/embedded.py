@@ -13,6 +13,7 @@ from typing import Any
 
 from kprod.cluster.core import ClusterCore
 from kprod.cluster.exceptions import ClusterError
+from kprod.cluster.hooks import Hook, HookInfo
 from kprod.cluster.info import BrokerInfo, LoggedBatch, PartitionInfo, Record
 from kprod.cluster.process import ProcessBackend
 
@@ -197,7 +198,37 @@ class EmbeddedCluster:
         """Let replicas removed by ``shrink_isr`` catch up and rejoin the ISR."""
         self._call("restore_isr", topic, partition)
 
-    # -- faults -------------------------------------------------------------------------------------
+    # -- request hooks and faults ---------------------------------------------------------------
+
+    def intercept(
+        self,
+        api: str | int | None,
+        fn: Any,
+        times: int | None = None,
+        broker: int | None = None,
+    ) -> Hook:
+        """Let ``fn(request, context)`` decide the fate of each request of ``api`` (a name
+        such as ``"Produce"``, an API key, or None for every API) on ``broker`` (or any).
+
+        ``fn`` returns None (pass), an error code or ``Error(code)``, ``Delay(ms)``,
+        ``Throttle(ms)``, ``DROP`` or a response entity (see :mod:`kprod.cluster.hooks`);
+        after ``times`` non-None results the hook is removed. Instead of a function,
+        ``fn`` may be one such result, returned for every request: the only kind the
+        child-process mode takes (a function cannot cross the process boundary).
+        Returns a handle with ``remove()``; ``clear_faults()`` removes every hook.
+        """
+        if self.process and callable(fn):
+            raise ClusterError(
+                "A hook function cannot run in the cluster's child process (process=True): give a constant"
+                " result instead (an error code, Error(...), Delay(ms), Throttle(ms), DROP or a response"
+                " entity), or use an in-process cluster."
+            )
+        info: HookInfo = self._call("intercept", api, fn, times, broker)
+        return Hook(info.id, self._call)
+
+    def hooks(self) -> list[HookInfo]:
+        """Every active hook (including those of the fault methods), oldest first."""
+        return self._call("hooks")  # type: ignore[no-any-return]
 
     def inject_errors(
         self,
@@ -207,11 +238,12 @@ class EmbeddedCluster:
         broker: int | None = None,
         *,
         after_append: bool = False,
-    ) -> None:
+    ) -> Hook:
         """Answer the next ``count`` requests of ``api_key`` (on ``broker``, or any) with
         ``error_code``. With ``after_append`` a Produce is written first, then answered
-        with the error, as when a response is lost."""
-        self._call("inject_errors", int(api_key), int(error_code), count, broker, after_append)
+        with the error, as when a response is lost. A hook: returns its handle."""
+        info: HookInfo = self._call("inject_errors", int(api_key), int(error_code), count, broker, after_append)
+        return Hook(info.id, self._call)
 
     def pending_injections(self) -> int:
         """Requests still to be answered with an injected error."""
@@ -226,9 +258,10 @@ class EmbeddedCluster:
         for that long after a response, as a quota does (0 removes the throttle)."""
         self._call("throttle", node_id, ms)
 
-    def clear_faults(self) -> None:
-        """Forget pending error injections, latency and throttling."""
-        self._call("clear_faults")
+    def clear_faults(self) -> list[HookInfo]:
+        """Remove every hook: pending error injections, latency, throttling and the hooks
+        given to ``intercept``. Returns what each was when removed."""
+        return self._call("clear_faults")  # type: ignore[no-any-return]
 
     def drop_connections(self, node_id: int | None = None) -> int:
         """Close the client connections of one broker (or of all); returns how many."""
