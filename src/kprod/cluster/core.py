@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kprod.cluster.config import parse_broker_config
+from kprod.cluster.config import describe_topic_config, parse_broker_config
 from kprod.cluster import faults
 from kprod.cluster.engine import Engine
 from kprod.cluster.exceptions import ClusterError
@@ -153,6 +153,15 @@ class ClusterCore:
 
     def op_delete_topic(self, name: str) -> None:
         self.state.delete_topic(name)
+
+    def op_compact(self, name: str) -> int:
+        return self.state.compact(name)
+
+    def op_topic_config(self, name: str) -> dict[str, str]:
+        topic = self.state.topics.get(name)
+        if topic is None:
+            raise ClusterError(f"Topic {name!r} does not exist; topics are {sorted(self.state.topics)}.")
+        return {e.name: e.value for e in describe_topic_config(topic.overrides, self.state.config)}
 
     # -- brokers and leadership ------------------------------------------------------------------
 

@@ -147,6 +147,15 @@ class EmbeddedCluster:
     def delete_topic(self, name: str) -> None:
         self._call("delete_topic", name)
 
+    def compact(self, topic: str) -> int:
+        """Run the log cleaner on a ``cleanup.policy=compact`` topic now: every partition keeps
+        only the last record of each key (offsets keep their gaps). Returns the records removed."""
+        return self._call("compact", topic)  # type: ignore[no-any-return]
+
+    def topic_config(self, topic: str) -> dict[str, str]:
+        """Every setting of a topic as DescribeConfigs reports it (key -> value)."""
+        return self._call("topic_config", topic)  # type: ignore[no-any-return]
+
     def topics(self) -> list[str]:
         return self._call("topics")  # type: ignore[no-any-return]
 

@@ -34,6 +34,14 @@ ADVERTISED_VERSIONS: dict[int, tuple[int, int]] = {
     ApiKey.DELETE_TOPICS: (1, 6),
     ApiKey.INIT_PRODUCER_ID: (0, 5),
     OFFSET_FOR_LEADER_EPOCH: (2, 4),
+    # admin APIs (api_configs, api_topic_admin)
+    21: (0, 2),  # DeleteRecords
+    32: (1, 4),  # DescribeConfigs
+    33: (0, 2),  # AlterConfigs
+    35: (1, 4),  # DescribeLogDirs
+    37: (0, 3),  # CreatePartitions
+    44: (0, 1),  # IncrementalAlterConfigs
+    60: (0, 2),  # DescribeCluster
 }
 
 
@@ -108,7 +116,7 @@ class Engine:
     """The request handlers of every broker, over one shared cluster state."""
 
     def __init__(self, state: ClusterState, hooks: Hooks) -> None:
-        from kprod.cluster import api_admin, api_fetch, api_produce
+        from kprod.cluster import api_admin, api_configs, api_fetch, api_produce, api_topic_admin
 
         self.state = state
         self.hooks = hooks
@@ -124,6 +132,13 @@ class Engine:
             ApiKey.FETCH: api_fetch.handle_fetch,
             ApiKey.LIST_OFFSETS: api_fetch.handle_list_offsets,
             OFFSET_FOR_LEADER_EPOCH: api_fetch.handle_offset_for_leader_epoch,
+            21: api_topic_admin.handle_delete_records,
+            32: api_configs.handle_describe_configs,
+            33: api_configs.handle_alter_configs,
+            35: api_topic_admin.handle_describe_log_dirs,
+            37: api_topic_admin.handle_create_partitions,
+            44: api_configs.handle_incremental_alter_configs,
+            60: api_topic_admin.handle_describe_cluster,
         }
         # Set by the event loop: called after records are appended to a partition.
         self.on_append: Callable[[Partition, int], None] = lambda partition, size: None
