@@ -160,7 +160,7 @@ def _set_topic_key(config: TopicConfig, key: str, value: Any, kind: str) -> Topi
         policies = [p.strip() for p in str(value).split(",")]
         if not policies or any(p not in _CLEANUP_POLICIES for p in policies):
             raise ClusterError(f"{kind} config {key}={value!r} must be delete, compact or compact,delete.")
-        changes = {field: ",".join(sorted(set(policies)))}
+        changes = {field: ",".join(dict.fromkeys(policies))}
     else:
         minimum = 1 if key == "min.insync.replicas" else 0
         changes = {field: _as_int(kind, key, value, minimum)}
