@@ -127,7 +127,7 @@ def main() -> None:
 
     for process in (False, True):
         with EmbeddedCluster(brokers=3, process=process) as cluster:
-            cluster.create_topic("bench", partitions=options.partitions)
+            cluster.create_topic("bench", partitions=options.partitions, config={"retention.bytes": "-1"})
             fill(cluster.bootstrap_servers, "bench", options.records, options.size)
             for name, settings in CONSUMER_SETTINGS.items():
                 rates = []

@@ -34,7 +34,7 @@ from types import ModuleType
 from typing import Any
 
 from kprod.cluster.exceptions import ClusterError
-from kprod.protocol.messages import ErrorCode, request_type, response_module
+from kprod.protocol.messages import ErrorCode, encode_entity, request_type, response_module
 
 __all__ = [
     "DROP",
@@ -189,6 +189,13 @@ def check_result(result: Any, api_key: int | None) -> Any:
             raise ClusterError(f"A hook returned {type(result).__name__}, a request: return a response entity.")
         if api_key is not None and int(type(result).__api_key__) != api_key:
             raise ClusterError(f"A hook returned {type(result).__name__}, not a response of {api_label(api_key)}.")
+        try:
+            encode_entity(result)
+        except Exception as exc:
+            raise ClusterError(
+                f"A hook's {type(result).__name__} cannot be encoded ({type(exc).__name__}: {exc}): build it"
+                " with the types kio expects (ErrorCode members, timedelta durations, tuples)."
+            ) from None
         return result
     raise ClusterError(
         f"A hook returned {result!r}: return None (pass), an error code or Error(code), Delay(ms),"
@@ -200,7 +207,7 @@ def _describe(result: Any) -> str:
     if callable(result):
         return f"function {getattr(result, '__qualname__', repr(result))}"
     if isinstance(result, Error):
-        name = ErrorCode(result.error_code).name
+        name = ErrorCode(result.error_code).name.upper()
         return f"error {name} ({result.error_code})" + (" after append" if result.after_append else "")
     if isinstance(result, Delay):
         return f"delay {result.ms} ms"
