@@ -1,8 +1,9 @@
 """``EmbeddedCluster``: a multi-broker Kafka-protocol cluster for development and tests.
 
-It is NOT a production broker: logs live in memory (bounded per partition),
-there are no consumer groups, transactions, ACLs, TLS or SASL, and records are
-checked by batch header and CRC only. For production use Apache Kafka.
+It is a development and test tool, NOT a production broker: logs live in
+memory (bounded per partition), there are no consumer groups, transactions,
+ACLs, TLS or SASL, and records are checked by batch header and CRC only. For
+production use Apache Kafka.
 """
 
 from __future__ import annotations

@@ -103,8 +103,9 @@ def run(argv: Sequence[str] | None = None, *, prog: str = "python -m kprod.clust
             cluster.create_topic(name, partitions, replication)
         print(cluster.bootstrap_servers, flush=True)
         print(
-            f"kprod embedded cluster: {options.brokers} brokers on {cluster.bootstrap_servers}"
-            " (a development tool, not a production broker). Press Ctrl-C to stop.",
+            f"kprod embedded cluster: {options.brokers} brokers on {cluster.bootstrap_servers}."
+            " A development and test tool, NOT a production broker: data lives in memory and is"
+            " lost on exit. Press Ctrl-C to stop.",
             file=sys.stderr,
             flush=True,
         )
