@@ -24,7 +24,7 @@ that do not use it pay nothing at start-up.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -177,12 +177,13 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         handler.lines = []
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
     if not report.failed:
-        return
+        return report
     handler = item.config.stash.get(_LOG_KEY, None)
     lines = list(handler.lines) if handler is not None else []
     for cluster in item.stash.get(_CLUSTERS_KEY, []):
@@ -193,3 +194,4 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         lines += [f"internal error: {error}" for error in errors]
     if lines:
         report.sections.append((_REPORT_SECTION, "\n".join(lines)))
+    return report
