@@ -8,6 +8,7 @@ what the child-process mode accepts.
 
 from __future__ import annotations
 
+import datetime
 import time
 from typing import Any
 
@@ -106,7 +107,7 @@ def test_a_response_entity_is_sent_as_it_is(cluster: EmbeddedCluster, topic: str
         module = context.response_module
         partition = request.topics[0].partitions[0]
         return module.ListOffsetsResponse(
-            throttle_time=request_throttle(),
+            throttle_time=datetime.timedelta(0),
             topics=(
                 module.ListOffsetsTopicResponse(
                     name=request.topics[0].name,
@@ -122,11 +123,6 @@ def test_a_response_entity_is_sent_as_it_is(cluster: EmbeddedCluster, topic: str
                 ),
             ),
         )
-
-    def request_throttle() -> Any:
-        import datetime
-
-        return datetime.timedelta(0)
 
     cluster.intercept("ListOffsets", answer_42, times=1)
     conn = connect(cluster, cluster.leader(topic, 0))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from kprod.cluster.config import ConfigEntry, describe_broker_config, describe_topic_config
 from kprod.cluster.entities import error, make, millis
 from kprod.cluster.state import TopicRequestError
+from kprod.protocol.messages import response_module
 
 if TYPE_CHECKING:
     from kprod.cluster.engine import Engine, Reply, RequestContext
@@ -62,8 +63,6 @@ def _entries(engine: Engine, resource_type: int, name: str) -> list[ConfigEntry]
 
 
 def handle_describe_configs(engine: Engine, context: RequestContext) -> Reply:
-    from kprod.protocol.messages import response_module
-
     version = context.version
     request = context.request
     module = response_module(DESCRIBE_CONFIGS, version)
@@ -116,8 +115,6 @@ def _alter(
     api_key: int,
     new_overrides: Callable[[Any, dict[str, str]], dict[str, str]],
 ) -> Reply:
-    from kprod.protocol.messages import response_module
-
     state = engine.state
     request = context.request
     module = response_module(api_key, context.version)
