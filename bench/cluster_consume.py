@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -48,6 +49,16 @@ for i in range(int(sys.argv[1])):
 print(json.dumps({"import_s": t1 - t0, "start_first_s": starts[0], "start_median_s": statistics.median(starts),
                   "first_answer_s": first}))
 """
+
+
+def _process_cpu(pid: int) -> float | None:
+    """CPU seconds (user + system) of a process so far, from /proc (Linux); None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def measure_start(runs: int) -> dict[str, float]:
@@ -129,17 +140,23 @@ def main() -> None:
         with EmbeddedCluster(brokers=3, process=process) as cluster:
             cluster.create_topic("bench", partitions=options.partitions, config={"retention.bytes": "-1"})
             fill(cluster.bootstrap_servers, "bench", options.records, options.size)
+            pid = getattr(getattr(cluster, "_backend", None), "_process", None)
             for name, settings in CONSUMER_SETTINGS.items():
                 rates = []
+                broker_cpu = []
                 for _ in range(options.rounds):
+                    before = _process_cpu(pid.pid) if pid is not None else None
                     elapsed = consume(cluster.bootstrap_servers, "bench", options.partitions, options.records, settings)
                     rates.append(options.records / elapsed)
+                    if before is not None and pid is not None:
+                        broker_cpu.append((_process_cpu(pid.pid) or 0.0) - before)
                 best = max(rates)
                 mode = "child process" if process else "in-process"
                 print(
                     f"confluent-kafka consumer ({name} settings), {mode} cluster: {options.records} records of"
                     f" {options.size} bytes, {options.partitions} partition(s): best {best:,.0f} records/s"
-                    f" ({best * options.size / 1e6:.1f} MB/s of values), rounds {[f'{r:,.0f}' for r in rates]}",
+                    f" ({best * options.size / 1e6:.1f} MB/s of values), rounds {[f'{r:,.0f}' for r in rates]}"
+                    + (f"; brokers' CPU per round {[f'{c:.2f} s' for c in broker_cpu]}" if broker_cpu else ""),
                     flush=True,
                 )
 
