@@ -406,3 +406,26 @@ def test_describe_log_dirs_reports_sizes_and_lag(cluster: EmbeddedCluster, kp_ad
         (partition,) = topic["partitions"]
         assert (topic["name"], partition["partition_index"], partition["partition_size"]) == ("t", 0, size)
         assert partition["offset_lag"] == (2 if node == lagging else 0)
+
+
+def test_kafka_python_list_partition_offsets(cluster: EmbeddedCluster, kp_admin: Any) -> None:
+    kafka = pytest.importorskip("kafka")
+    cluster.create_topic("t", partitions=1)
+    conn = connect(cluster, cluster.leader("t", 0))
+    try:
+        produce_partition(conn, "t", 0, build_batch([b"a", b"b"], timestamp=1000))
+        produce_partition(conn, "t", 0, build_batch([b"c"], timestamp=9000))
+        produce_partition(conn, "t", 0, build_batch([b"d"], timestamp=2000))
+    finally:
+        conn.close()
+    tp = kafka.TopicPartition("t", 0)
+    found = {
+        name: kp_admin.list_partition_offsets({tp: spec})[tp]
+        for name, spec in (
+            ("latest", kafka_admin.OffsetSpec.LATEST),
+            ("earliest", kafka_admin.OffsetSpec.EARLIEST),
+            ("max", kafka_admin.OffsetSpec.MAX_TIMESTAMP),
+        )
+    }
+    assert (found["latest"].offset, found["earliest"].offset) == (4, 0)
+    assert (found["max"].offset, found["max"].timestamp) == (2, 9000)
