@@ -429,3 +429,18 @@ def test_kafka_python_list_partition_offsets(cluster: EmbeddedCluster, kp_admin:
     }
     assert (found["latest"].offset, found["earliest"].offset) == (4, 0)
     assert (found["max"].offset, found["max"].timestamp) == (2, 9000)
+
+
+def test_describe_cluster_lists_stopped_brokers_as_fenced_when_asked(cluster: EmbeddedCluster) -> None:
+    from kprod.protocol.messages import request_type
+
+    cluster.stop_broker(2)
+    conn = connect(cluster, 0)
+    try:
+        request = request_type(60, 2)(include_cluster_authorized_operations=False, include_fenced_brokers=True)
+        answer = conn.send(request)
+        plain = conn.send(request_type(60, 2)(include_cluster_authorized_operations=False, include_fenced_brokers=False))
+    finally:
+        conn.close()
+    assert [(b.broker_id, b.is_fenced) for b in answer.brokers] == [(0, False), (1, False), (2, True)]
+    assert [b.broker_id for b in plain.brokers] == [0, 1]

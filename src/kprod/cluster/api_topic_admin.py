@@ -111,10 +111,18 @@ def handle_describe_cluster(engine: Engine, context: RequestContext) -> Reply:
     message = None
     if not code and getattr(context.request, "endpoint_type", _BROKERS_ENDPOINT) != _BROKERS_ENDPOINT:
         code, message = UNSUPPORTED_ENDPOINT_TYPE, "The embedded cluster has no separate controllers."
+    with_fenced = bool(getattr(context.request, "include_fenced_brokers", False))  # v2: stopped brokers too
     brokers = tuple(
-        make(module.DescribeClusterBroker, broker_id=b.node_id, host=b.host, port=b.port, rack=None, is_fenced=False)
+        make(
+            module.DescribeClusterBroker,
+            broker_id=b.node_id,
+            host=b.host,
+            port=b.port,
+            rack=None,
+            is_fenced=not b.running,
+        )
         for b in state.brokers.values()
-        if b.running and not code
+        if (b.running or with_fenced) and not code
     )
     entity = make(
         module.DescribeClusterResponse,
