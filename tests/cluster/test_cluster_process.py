@@ -118,7 +118,7 @@ def test_foreground_command_prints_bootstrap_and_stops_on_ctrl_c() -> None:
         process.send_signal(signal.SIGINT)
         assert process.wait(20) == 0
         assert process.stderr is not None
-        assert "not a production broker" in process.stderr.read()
+        assert "A development and test tool, NOT a production broker" in process.stderr.read()
         with pytest.raises(KafkaConnectionError):
             BlockingConnection(host, int(port), timeout=5)
     finally:

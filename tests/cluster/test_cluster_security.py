@@ -682,7 +682,7 @@ def test_cli_prints_settings_without_the_password(tmp_path: Any) -> None:
         process.terminate()
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0
-    assert "not a production broker" in stderr
+    assert "NOT a production broker" in stderr
     assert "cli-secret-42" not in stderr
 
 

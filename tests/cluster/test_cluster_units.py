@@ -51,6 +51,49 @@ class TestPartitionLog:
         tiny.append(_stamped(1, 1), 1)
         assert (tiny.log_start_offset, len(tiny)) == (1, 1)
 
+    def test_delete_before_moves_the_start_inside_a_batch_or_past_the_end(self) -> None:
+        log = PartitionLog(retention_bytes=-1)
+        batches = [_stamped(0, 2), _stamped(2, 3), _stamped(5, 1)]
+        for batch, count in zip(batches, (2, 3, 1)):
+            log.append(batch, count)
+        log.delete_before(3)
+        assert (log.log_start_offset, log.batches()) == (3, batches[1:])  # the batch holding 3 stays
+        assert log.size_bytes == len(batches[1]) + len(batches[2])
+        log.delete_before(1)  # never backwards
+        assert log.log_start_offset == 3
+        log.delete_before(6)
+        assert (log.log_start_offset, log.batches(), log.size_bytes) == (6, [], 0)
+        assert log.read(6, 100) == ([], 0)
+        log.append(_stamped(6, 1), 1)
+        assert (log.log_start_offset, log.end_offset, len(log)) == (6, 7, 1)
+
+    def test_retention_ms_expires_old_batches(self) -> None:
+        log = PartitionLog(retention_bytes=-1)
+        log.append(_stamped(0, 2), 2)  # timestamps 1000, 1001
+        log.append(_stamped(2, 1), 1)  # 1000
+        log.retention_ms = 500  # as an altered topic config does; applied on append with the clock
+        log.expire(now_ms=1400)
+        assert log.log_start_offset == 0  # nothing older than 900
+        log.expire(now_ms=1600)
+        assert (log.log_start_offset, len(log)) == (2, 1)  # the newest batch stays
+
+    def test_compact_keeps_the_last_record_per_key(self) -> None:
+        log = PartitionLog(retention_bytes=-1)
+        builder = RecordBatchBuilder()
+        for i, key in enumerate([b"a", b"b", None, b"a"]):
+            builder.append(1000 + i, key, b"%d" % i)
+        log.append(assign_offsets(builder.build(), 0), 4)
+        log.append(_stamped(4, 1), 1)  # key None
+        builder = RecordBatchBuilder()
+        builder.append(2000, b"b", b"5")
+        log.append(assign_offsets(builder.build(), 5), 1)
+        assert log.compact() == 2
+        from kprod.protocol.records import parse_batch_header
+
+        kept = [(r.offset, r.key, r.value) for b in log.batches() for r in parse_batch_header(b).records()]
+        assert kept == [(2, None, b"2"), (3, b"a", b"3"), (4, None, b"x" * 10), (5, b"b", b"5")]
+        assert (log.end_offset, log.compact()) == (6, 0)
+
     def test_timestamp_lookups(self) -> None:
         log = PartitionLog(retention_bytes=-1)
         log.append(_stamped(0, 3), 3)  # timestamps 1000..1002
@@ -142,9 +185,12 @@ class TestSettings:
         defaults = parse_broker_config({"log.message.timestamp.type": "LogAppendTime"}).topic_defaults
         assert defaults.log_append_time
         topic = parse_topic_config({"retention.bytes": "-1", "cleanup.policy": "delete", "retention.ms": "5"}, defaults)
-        assert topic.retention_bytes == -1
-        with pytest.raises(ClusterError, match="only 'delete'"):
-            parse_topic_config({"cleanup.policy": "compact"}, defaults)
+        assert (topic.retention_bytes, topic.retention_ms, topic.compact) == (-1, 5, False)
+        assert parse_topic_config({"cleanup.policy": "compact,delete"}, defaults).compact
+        with pytest.raises(ClusterError, match="must be delete, compact or compact,delete"):
+            parse_topic_config({"cleanup.policy": "archive"}, defaults)
+        with pytest.raises(ClusterError, match="only 'producer'"):
+            parse_topic_config({"compression.type": "zstd"}, defaults)
         with pytest.raises(ClusterError, match="below its minimum 1"):
             parse_topic_config({"min.insync.replicas": 0}, defaults)
 
@@ -185,11 +231,11 @@ def test_frames_are_cut_across_any_read_boundary() -> None:
     import socket
 
     from kprod.cluster.engine import Engine
-    from kprod.cluster.faults import Faults
+    from kprod.cluster.hooks import Hooks
     from kprod.cluster.server import Connection, EventLoop
 
     state = ClusterState([(0, "127.0.0.1", 0)], parse_broker_config(None))
-    loop = EventLoop(Engine(state, Faults()), "127.0.0.1")
+    loop = EventLoop(Engine(state, Hooks()), "127.0.0.1")
     frames = [b"a" * 5, b"", b"b" * 300, b"c" * 70_000]
     stream = b"".join(len(f).to_bytes(4, "big") + f for f in frames)
     left, right = socket.socketpair()

@@ -24,7 +24,7 @@ __all__ = ["main"]
 COMMANDS = {
     "produce": ("produce", "send one record per line of stdin or a file (kafka-console-producer)"),
     "perf": ("perf", "measure throughput and latency (kafka-producer-perf-test)"),
-    "cluster": ("cluster_cmd", "run an embedded Kafka-protocol cluster for development (not production)"),
+    "cluster": ("cluster_cmd", "run an embedded Kafka-protocol cluster: a development and test tool, not a production broker"),
 }
 
 USAGE = "usage: kprod [--version] [--help] <command> [options]"

@@ -5,9 +5,15 @@ The embedded cluster takes the broker keys a Kafka operator would set
 production config it stands in for. Keys it does not implement are refused
 with the list of those it does, instead of being silently ignored.
 
-Defaults follow Kafka, except ``log.retention.bytes``: Kafka keeps everything
-by default, but this cluster holds logs in memory, so each partition keeps at
-most 64 MiB (the oldest batches go first) unless told otherwise.
+Defaults follow Kafka, except two retention settings. ``log.retention.bytes``:
+Kafka keeps everything by default, but this cluster holds logs in memory, so
+each partition keeps at most 64 MiB (the oldest batches go first) unless told
+otherwise. ``log.retention.ms``: Kafka's 7 days would delete the fixed, old
+timestamps tests like to write, so time-based retention is off (-1) unless set.
+
+:func:`describe_topic_config` lists a topic's settings the way DescribeConfigs
+does: every key with its value and where the value comes from (set on the
+topic, set on the cluster, or the default).
 """
 
 from __future__ import annotations
@@ -21,7 +27,10 @@ from kprod.cluster.exceptions import ClusterError
 
 __all__ = [
     "BrokerConfig",
+    "ConfigEntry",
     "TopicConfig",
+    "describe_broker_config",
+    "describe_topic_config",
     "CREATE_TIME",
     "LOG_APPEND_TIME",
     "DEFAULT_RETENTION_BYTES",
@@ -34,6 +43,13 @@ LOG_APPEND_TIME = "LogAppendTime"
 DEFAULT_RETENTION_BYTES = 64 * 1024 * 1024
 _KAFKA_MESSAGE_MAX_BYTES = 1048588
 _TIMESTAMP_TYPES = (CREATE_TIME, LOG_APPEND_TIME)
+_CLEANUP_POLICIES = ("delete", "compact")
+
+# DescribeConfigs config sources and types (Kafka's ConfigSource / ConfigType ids)
+SOURCE_TOPIC = 1  # DYNAMIC_TOPIC_CONFIG
+SOURCE_BROKER = 4  # STATIC_BROKER_CONFIG
+SOURCE_DEFAULT = 5  # DEFAULT_CONFIG
+TYPE_BOOLEAN, TYPE_STRING, TYPE_INT, TYPE_LONG, TYPE_LIST = 1, 2, 3, 5, 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,19 +60,20 @@ class TopicConfig:
     max_message_bytes: int = _KAFKA_MESSAGE_MAX_BYTES
     message_timestamp_type: str = CREATE_TIME
     retention_bytes: int = DEFAULT_RETENTION_BYTES
+    retention_ms: int = -1
+    cleanup_policy: str = "delete"
 
     @property
     def log_append_time(self) -> bool:
         return self.message_timestamp_type == LOG_APPEND_TIME
 
+    @property
+    def compact(self) -> bool:
+        return "compact" in self.cleanup_policy.split(",")
+
     def as_kafka(self) -> dict[str, str]:
-        """Key/value strings as Kafka's DescribeConfigs or CreateTopics would list them."""
-        return {
-            "min.insync.replicas": str(self.min_insync_replicas),
-            "max.message.bytes": str(self.max_message_bytes),
-            "message.timestamp.type": self.message_timestamp_type,
-            "retention.bytes": str(self.retention_bytes),
-        }
+        """Key/value strings of the enforced settings, as CreateTopics lists them."""
+        return {key: str(getattr(self, field)) for key, field in _TOPIC_KEYS.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +86,7 @@ class BrokerConfig:
     topic_defaults: TopicConfig = TopicConfig()
     #: ``connections.max.reauth.ms``: SASL session lifetime (0: sessions never expire)
     max_reauth_ms: int = 0
+    given: tuple[tuple[str, str], ...] = ()  # the broker keys set at start, as strings
 
 
 # topic key -> TopicConfig field
@@ -77,30 +95,41 @@ _TOPIC_KEYS = {
     "max.message.bytes": "max_message_bytes",
     "message.timestamp.type": "message_timestamp_type",
     "retention.bytes": "retention_bytes",
+    "retention.ms": "retention_ms",
+    "cleanup.policy": "cleanup_policy",
+}
+_TOPIC_KEY_TYPES = {
+    "min.insync.replicas": TYPE_INT,
+    "max.message.bytes": TYPE_INT,
+    "message.timestamp.type": TYPE_STRING,
+    "retention.bytes": TYPE_LONG,
+    "retention.ms": TYPE_LONG,
+    "cleanup.policy": TYPE_LIST,
+    "compression.type": TYPE_STRING,
+    "segment.bytes": TYPE_INT,
+    "segment.ms": TYPE_LONG,
 }
 # Kafka topic keys accepted for compatibility with tools that always send them;
 # the value they must hold (None: any value) and no effect here.
 _TOPIC_KEYS_WITHOUT_EFFECT: dict[str, str | None] = {
-    "cleanup.policy": "delete",
     "compression.type": "producer",
-    "retention.ms": None,
     "segment.bytes": None,
     "segment.ms": None,
 }
+# Kafka's defaults of the keys without effect (shown by DescribeConfigs)
+_DEFAULTS_WITHOUT_EFFECT = {"compression.type": "producer", "segment.bytes": "1073741824", "segment.ms": "604800000"}
 # broker key -> topic key whose cluster-wide default it sets
 _BROKER_TOPIC_DEFAULTS = {
     "min.insync.replicas": "min.insync.replicas",
     "message.max.bytes": "max.message.bytes",
     "log.message.timestamp.type": "message.timestamp.type",
     "log.retention.bytes": "retention.bytes",
+    "log.retention.ms": "retention.ms",
+    "log.cleanup.policy": "cleanup.policy",
 }
-_BROKER_KEYS = (
-    "auto.create.topics.enable",
-    "num.partitions",
-    "default.replication.factor",
-    "connections.max.reauth.ms",
-    *_BROKER_TOPIC_DEFAULTS,
-)
+_BROKER_KEY_OF = {topic_key: broker_key for broker_key, topic_key in _BROKER_TOPIC_DEFAULTS.items()}
+_BROKER_KEYS = ("auto.create.topics.enable", "num.partitions", "default.replication.factor",
+                "connections.max.reauth.ms", *_BROKER_TOPIC_DEFAULTS)
 
 
 def _unknown_key(kind: str, key: str, known: list[str]) -> ClusterError:
@@ -128,8 +157,13 @@ def _set_topic_key(config: TopicConfig, key: str, value: Any, kind: str) -> Topi
         if text not in _TIMESTAMP_TYPES:
             raise ClusterError(f"{kind} config {key}={value!r} must be {CREATE_TIME!r} or {LOG_APPEND_TIME!r}.")
         changes: dict[str, Any] = {field: text}
-    elif key == "retention.bytes":
+    elif key in ("retention.bytes", "retention.ms"):
         changes = {field: _as_int(kind, key, value, -1)}
+    elif key == "cleanup.policy":
+        policies = [p.strip() for p in str(value).split(",")]
+        if not policies or any(p not in _CLEANUP_POLICIES for p in policies):
+            raise ClusterError(f"{kind} config {key}={value!r} must be delete, compact or compact,delete.")
+        changes = {field: ",".join(dict.fromkeys(policies))}
     else:
         minimum = 1 if key == "min.insync.replicas" else 0
         changes = {field: _as_int(kind, key, value, minimum)}
@@ -160,7 +194,7 @@ def parse_topic_config(values: Mapping[str, Any] | None, defaults: TopicConfig) 
 
 def parse_broker_config(values: Mapping[str, Any] | None) -> BrokerConfig:
     """The cluster-wide settings from Kafka broker keys (``num.partitions``, ...)."""
-    config = BrokerConfig()
+    config = BrokerConfig(given=tuple((str(k), str(v)) for k, v in (values or {}).items()))
     topic = config.topic_defaults
     for key, value in (values or {}).items():
         if key == "auto.create.topics.enable":
@@ -179,3 +213,66 @@ def parse_broker_config(values: Mapping[str, Any] | None) -> BrokerConfig:
         else:
             raise _unknown_key("broker", key, list(_BROKER_KEYS))
     return replace(config, topic_defaults=topic)
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigEntry:
+    """One setting as DescribeConfigs lists it."""
+
+    name: str
+    value: str
+    source: int  # SOURCE_TOPIC, SOURCE_BROKER or SOURCE_DEFAULT
+    config_type: int
+    synonyms: tuple[tuple[str, str, int], ...]  # (name, value, source), most specific first
+
+
+def describe_topic_config(overrides: Mapping[str, str], broker: BrokerConfig) -> list[ConfigEntry]:
+    """Every topic key with its value and source, given the keys set on the topic."""
+    effective = parse_topic_config(overrides, broker.topic_defaults)
+    kafka_defaults = TopicConfig()
+    given = dict(broker.given)
+    entries = []
+    for key in sorted([*_TOPIC_KEYS, *_TOPIC_KEYS_WITHOUT_EFFECT]):
+        if key in _TOPIC_KEYS:
+            value = str(getattr(effective, _TOPIC_KEYS[key]))
+            default = str(getattr(kafka_defaults, _TOPIC_KEYS[key]))
+        else:
+            value = default = _DEFAULTS_WITHOUT_EFFECT[key]
+            if overrides.get(key) is not None:
+                value = str(overrides[key])
+        synonyms: list[tuple[str, str, int]] = []
+        if overrides.get(key) is not None:
+            synonyms.append((key, value, SOURCE_TOPIC))
+        broker_key = _BROKER_KEY_OF.get(key)
+        if broker_key is not None and broker_key in given:
+            synonyms.append((broker_key, str(getattr(broker.topic_defaults, _TOPIC_KEYS[key])), SOURCE_BROKER))
+        synonyms.append((broker_key or key, default, SOURCE_DEFAULT))
+        entries.append(ConfigEntry(key, value, synonyms[0][2], _TOPIC_KEY_TYPES[key], tuple(synonyms)))
+    return entries
+
+
+def describe_broker_config(broker: BrokerConfig) -> list[ConfigEntry]:
+    """Every broker key of the cluster with its value and source."""
+    given = dict(broker.given)
+    defaults = BrokerConfig()
+    values = {
+        "auto.create.topics.enable": (str(broker.auto_create_topics).lower(), str(defaults.auto_create_topics).lower(), TYPE_BOOLEAN),
+        "num.partitions": (str(broker.num_partitions), str(defaults.num_partitions), TYPE_INT),
+        "default.replication.factor": (
+            str(broker.default_replication_factor), str(defaults.default_replication_factor), TYPE_INT
+        ),
+    }
+    for broker_key, topic_key in _BROKER_TOPIC_DEFAULTS.items():
+        field = _TOPIC_KEYS[topic_key]
+        values[broker_key] = (
+            str(getattr(broker.topic_defaults, field)),
+            str(getattr(defaults.topic_defaults, field)),
+            _TOPIC_KEY_TYPES[topic_key],
+        )
+    entries = []
+    for key in sorted(values):
+        value, default, config_type = values[key]
+        synonyms = ((key, value, SOURCE_BROKER),) if key in given else ()
+        source = SOURCE_BROKER if key in given else SOURCE_DEFAULT
+        entries.append(ConfigEntry(key, value, source, config_type, (*synonyms, (key, default, SOURCE_DEFAULT))))
+    return entries

@@ -14,16 +14,16 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kprod.cluster.config import parse_broker_config
-from kprod.cluster.engine import ADVERTISED_VERSIONS, Engine
+from kprod.cluster.config import describe_topic_config, parse_broker_config
+from kprod.cluster import faults
+from kprod.cluster.engine import Engine
 from kprod.cluster.exceptions import ClusterError
-from kprod.cluster.faults import Faults, Injection
+from kprod.cluster.hooks import HookInfo, Hooks
 from kprod.cluster.info import BrokerInfo, LoggedBatch, PartitionInfo, decode_batches
 from kprod.cluster.sasl_server import Authentication
 from kprod.cluster.security import ServerSecurity, server_ssl_context
 from kprod.cluster.server import EventLoop
 from kprod.cluster.state import ClusterState
-from kprod.protocol.messages import ApiKey, ErrorCode, api_name
 
 __all__ = ["ClusterCore"]
 
@@ -31,12 +31,6 @@ log = logging.getLogger("kprod.cluster")
 
 # operations that run in the caller's thread (they call the loop themselves)
 _OFF_LOOP = frozenset({"partition_log"})
-
-
-def _check_ms(name: str, value: int) -> int:
-    if not isinstance(value, int) or value < 0:
-        raise ClusterError(f"{name} must be a non-negative number of milliseconds, got {value!r}.")
-    return value
 
 
 class ClusterCore:
@@ -60,7 +54,7 @@ class ClusterCore:
         self.host = host
         self._requested_ports = ports
         self.state = ClusterState([(n, host, 0) for n in range(brokers)], parse_broker_config(config))
-        self.faults = Faults()
+        self.hooks = Hooks()
         self.security = security or ServerSecurity()
         sasl = None
         if self.security.sasl:
@@ -72,7 +66,7 @@ class ClusterCore:
                 self.security.oauthbearer_validator,
                 self.state.config.max_reauth_ms,
             )
-        self.engine = Engine(self.state, self.faults, sasl)
+        self.engine = Engine(self.state, self.hooks, sasl)
         self._loop: EventLoop | None = None
 
     @property
@@ -156,7 +150,7 @@ class ClusterCore:
         return self.loop.parked_count(node_id)
 
     def op_internal_errors(self) -> list[str]:
-        return list(self.loop.internal_errors)
+        return [*self.loop.internal_errors, *self.hooks.errors]
 
     def op_authentications(self) -> list[Authentication]:
         sasl = self.engine.sasl
@@ -178,6 +172,15 @@ class ClusterCore:
 
     def op_delete_topic(self, name: str) -> None:
         self.state.delete_topic(name)
+
+    def op_compact(self, name: str) -> int:
+        return self.state.compact(name)
+
+    def op_topic_config(self, name: str) -> dict[str, str]:
+        topic = self.state.topics.get(name)
+        if topic is None:
+            raise ClusterError(f"Topic {name!r} does not exist; topics are {sorted(self.state.topics)}.")
+        return {e.name: e.value for e in describe_topic_config(topic.overrides, self.state.config)}
 
     # -- brokers and leadership ------------------------------------------------------------------
 
@@ -203,41 +206,42 @@ class ClusterCore:
     def op_restore_isr(self, topic: str, partition: int) -> None:
         self.state.restore_isr(topic, partition)
 
-    # -- faults ------------------------------------------------------------------------------------
+    # -- hooks and the fault menu -------------------------------------------------------------
+
+    def op_intercept(self, api: str | int | None, fn: Any, times: int | None = None, broker: int | None = None) -> HookInfo:
+        if broker is not None:
+            self.state.broker(broker)
+        return self.hooks.add(api, fn, times, broker)
+
+    def op_remove_hook(self, hook_id: int) -> HookInfo | None:
+        return self.hooks.remove(hook_id)
+
+    def op_hook_info(self, hook_id: int) -> HookInfo | None:
+        return self.hooks.info(hook_id)
+
+    def op_hooks(self) -> list[HookInfo]:
+        return self.hooks.infos()
 
     def op_inject_errors(
         self, api_key: int, error_code: int, count: int = 1, broker: int | None = None, after_append: bool = False
-    ) -> None:
-        if api_key not in ADVERTISED_VERSIONS:
-            served = ", ".join(f"{api_name(k)} ({int(k)})" for k in sorted(ADVERTISED_VERSIONS))
-            raise ClusterError(f"API key {api_key!r} is not served by the embedded cluster; it serves {served}.")
-        try:
-            ErrorCode(error_code)
-        except ValueError:
-            raise ClusterError(f"{error_code!r} is not a Kafka error code.") from None
-        if error_code == 0:
-            raise ClusterError("error_code 0 (NONE) is not an error; give the code to inject.")
-        if not isinstance(count, int) or count < 1:
-            raise ClusterError(f"count must be a positive number of requests, got {count!r}.")
+    ) -> HookInfo:
         if broker is not None:
             self.state.broker(broker)
-        if after_append and api_key != ApiKey.PRODUCE:
-            raise ClusterError("after_append applies to Produce only.")
-        self.faults.inject(Injection(int(api_key), int(error_code), count, broker, after_append))
+        return faults.inject_errors(self.hooks, api_key, error_code, count, broker, after_append)
 
     def op_pending_injections(self) -> int:
-        return self.faults.pending()
+        return self.hooks.pending(faults.ERROR_KIND)
 
-    def op_add_latency(self, node_id: int, ms: int) -> None:
+    def op_add_latency(self, node_id: int, ms: int) -> HookInfo | None:
         self.state.broker(node_id)
-        self.faults.latency_ms[node_id] = _check_ms("latency", ms)
+        return faults.add_latency(self.hooks, node_id, ms)
 
-    def op_throttle(self, node_id: int, ms: int) -> None:
+    def op_throttle(self, node_id: int, ms: int) -> HookInfo | None:
         self.state.broker(node_id)
-        self.faults.throttle_ms[node_id] = _check_ms("throttle", ms)
+        return faults.throttle(self.hooks, node_id, ms)
 
-    def op_clear_faults(self) -> None:
-        self.faults.clear()
+    def op_clear_faults(self) -> list[HookInfo]:
+        return self.hooks.clear()
 
     def op_drop_connections(self, node_id: int | None = None) -> int:
         if node_id is not None:

@@ -1,9 +1,9 @@
 """``EmbeddedCluster``: a multi-broker Kafka-protocol cluster for development and tests.
 
-It is NOT a production broker: logs live in memory (bounded per partition),
-there are no consumer groups, transactions or ACLs, its TLS certificates are
-throw-away test ones, and records are checked by batch header and CRC only.
-For production use Apache Kafka.
+It is a development and test tool, NOT a production broker: logs live in
+memory (bounded per partition), there are no consumer groups, transactions or
+ACLs, its TLS certificates are throw-away test ones, and records are checked by
+batch header and CRC only. For production use Apache Kafka.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from kprod.cluster.core import ClusterCore
 from kprod.cluster.exceptions import ClusterError
+from kprod.cluster.hooks import Hook, HookInfo
 from kprod.cluster.info import BrokerInfo, LoggedBatch, PartitionInfo, Record
 from kprod.cluster.process import ProcessBackend
 from kprod.cluster.sasl_server import Authentication, TokenValidator
@@ -230,6 +231,15 @@ class EmbeddedCluster:
     def delete_topic(self, name: str) -> None:
         self._call("delete_topic", name)
 
+    def compact(self, topic: str) -> int:
+        """Run the log cleaner on a ``cleanup.policy=compact`` topic now: every partition keeps
+        only the last record of each key (offsets keep their gaps). Returns the records removed."""
+        return self._call("compact", topic)  # type: ignore[no-any-return]
+
+    def topic_config(self, topic: str) -> dict[str, str]:
+        """Every setting of a topic as DescribeConfigs reports it (key -> value)."""
+        return self._call("topic_config", topic)  # type: ignore[no-any-return]
+
     def topics(self) -> list[str]:
         return self._call("topics")  # type: ignore[no-any-return]
 
@@ -281,7 +291,37 @@ class EmbeddedCluster:
         """Let replicas removed by ``shrink_isr`` catch up and rejoin the ISR."""
         self._call("restore_isr", topic, partition)
 
-    # -- faults -------------------------------------------------------------------------------------
+    # -- request hooks and faults ---------------------------------------------------------------
+
+    def intercept(
+        self,
+        api: str | int | None,
+        fn: Any,
+        times: int | None = None,
+        broker: int | None = None,
+    ) -> Hook:
+        """Let ``fn(request, context)`` decide the fate of each request of ``api`` (a name
+        such as ``"Produce"``, an API key, or None for every API) on ``broker`` (or any).
+
+        ``fn`` returns None (pass), an error code or ``Error(code)``, ``Delay(ms)``,
+        ``Throttle(ms)``, ``DROP`` or a response entity (see :mod:`kprod.cluster.hooks`);
+        after ``times`` non-None results the hook is removed. Instead of a function,
+        ``fn`` may be one such result, returned for every request: the only kind the
+        child-process mode takes (a function cannot cross the process boundary).
+        Returns a handle with ``remove()``; ``clear_faults()`` removes every hook.
+        """
+        if self.process and callable(fn):
+            raise ClusterError(
+                "A hook function cannot run in the cluster's child process (process=True): give a constant"
+                " result instead (an error code, Error(...), Delay(ms), Throttle(ms), DROP or a response"
+                " entity), or use an in-process cluster."
+            )
+        info: HookInfo = self._call("intercept", api, fn, times, broker)
+        return Hook(info.id, self._call)
+
+    def hooks(self) -> list[HookInfo]:
+        """Every active hook (including those of the fault methods), oldest first."""
+        return self._call("hooks")  # type: ignore[no-any-return]
 
     def inject_errors(
         self,
@@ -291,11 +331,12 @@ class EmbeddedCluster:
         broker: int | None = None,
         *,
         after_append: bool = False,
-    ) -> None:
+    ) -> Hook:
         """Answer the next ``count`` requests of ``api_key`` (on ``broker``, or any) with
         ``error_code``. With ``after_append`` a Produce is written first, then answered
-        with the error, as when a response is lost."""
-        self._call("inject_errors", int(api_key), int(error_code), count, broker, after_append)
+        with the error, as when a response is lost. A hook: returns its handle."""
+        info: HookInfo = self._call("inject_errors", int(api_key), int(error_code), count, broker, after_append)
+        return Hook(info.id, self._call)
 
     def pending_injections(self) -> int:
         """Requests still to be answered with an injected error."""
@@ -310,9 +351,10 @@ class EmbeddedCluster:
         for that long after a response, as a quota does (0 removes the throttle)."""
         self._call("throttle", node_id, ms)
 
-    def clear_faults(self) -> None:
-        """Forget pending error injections, latency and throttling."""
-        self._call("clear_faults")
+    def clear_faults(self) -> list[HookInfo]:
+        """Remove every hook: pending error injections, latency, throttling and the hooks
+        given to ``intercept``. Returns what each was when removed."""
+        return self._call("clear_faults")  # type: ignore[no-any-return]
 
     def drop_connections(self, node_id: int | None = None) -> int:
         """Close the client connections of one broker (or of all); returns how many."""

@@ -1,7 +1,7 @@
 """Routes each decoded request to its API handler, as the broker it was sent to.
 
-The engine knows the advertised API versions, consults the fault injections,
-and returns what the event loop must do with the connection: write a reply,
+The engine knows the advertised API versions, consults the request hooks
+(:mod:`kprod.cluster.hooks`, which the fault menu is made of), and returns what the event loop must do with the connection: write a reply,
 write nothing (Produce with acks=0), park the request (a long-polling Fetch)
 or close the connection (an API or version the cluster does not serve, as
 Kafka does).
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kprod.cluster.faults import Faults, Injection
+from kprod.cluster.hooks import DROP, Error, HookContext, Hooks
 from kprod.cluster.state import ClusterState, Partition
 from kprod.protocol.framing import RequestFrame
 from kprod.protocol.messages import ApiKey
@@ -37,19 +37,30 @@ ADVERTISED_VERSIONS: dict[int, tuple[int, int]] = {
     ApiKey.DELETE_TOPICS: (1, 6),
     ApiKey.INIT_PRODUCER_ID: (0, 5),
     OFFSET_FOR_LEADER_EPOCH: (2, 4),
+    # admin APIs (api_configs, api_topic_admin)
+    21: (0, 2),  # DeleteRecords
+    32: (1, 4),  # DescribeConfigs
+    33: (0, 2),  # AlterConfigs
+    35: (1, 4),  # DescribeLogDirs
+    37: (0, 3),  # CreatePartitions
+    44: (0, 1),  # IncrementalAlterConfigs
+    60: (0, 2),  # DescribeCluster
 }
 
 
 class RequestContext:
-    """One request as the handlers see it: where it came in, what faults apply."""
+    """One request as the handlers see it: where it came in, what hooks decided."""
 
-    __slots__ = ("node_id", "frame", "injection", "throttle_ms")
+    __slots__ = ("node_id", "frame", "injection", "throttle_ms", "delay_ms")
 
-    def __init__(self, node_id: int, frame: RequestFrame, injection: Injection | None, throttle_ms: int) -> None:
+    def __init__(
+        self, node_id: int, frame: RequestFrame, injection: Error | None, throttle_ms: int, delay_ms: int = 0
+    ) -> None:
         self.node_id = node_id
         self.frame = frame
         self.injection = injection
         self.throttle_ms = throttle_ms
+        self.delay_ms = delay_ms
 
     @property
     def version(self) -> int:
@@ -69,14 +80,26 @@ class RequestContext:
 
 
 class Reply:
-    """A response entity, plus record data to splice in without copying (Fetch)."""
+    """A response entity, plus record data to splice in without copying (Fetch).
 
-    __slots__ = ("entity", "correlation_id", "payloads")
+    ``delay_ms`` and ``throttle_ms`` come from hooks: how late to send it, how
+    long to mute the connection after it.
+    """
+
+    __slots__ = ("entity", "correlation_id", "payloads", "delay_ms", "throttle_ms")
 
     def __init__(self, entity: Any, correlation_id: int, payloads: list[tuple[bytes, list[bytes]]] | None = None) -> None:
         self.entity = entity
         self.correlation_id = correlation_id
         self.payloads = payloads
+        self.delay_ms = 0
+        self.throttle_ms = 0
+
+    def timed(self, context: RequestContext) -> Reply:
+        """This reply with the delay and throttle the hooks gave ``context``."""
+        self.delay_ms = context.delay_ms
+        self.throttle_ms = context.throttle_ms
+        return self
 
 
 class _Close:
@@ -95,11 +118,11 @@ Handler = Callable[["Engine", RequestContext], Any]
 class Engine:
     """The request handlers of every broker, over one shared cluster state."""
 
-    def __init__(self, state: ClusterState, faults: Faults, sasl: SaslServer | None = None) -> None:
-        from kprod.cluster import api_admin, api_fetch, api_produce
+    def __init__(self, state: ClusterState, hooks: Hooks, sasl: SaslServer | None = None) -> None:
+        from kprod.cluster import api_admin, api_configs, api_fetch, api_produce, api_topic_admin
 
         self.state = state
-        self.faults = faults
+        self.hooks = hooks
         # SASL listeners (kprod.cluster.sasl_server) advertise and gate with SaslHandshake/SaslAuthenticate
         self.sasl = sasl
         self.api_versions_fallback = api_admin.api_versions_fallback
@@ -114,6 +137,13 @@ class Engine:
             ApiKey.FETCH: api_fetch.handle_fetch,
             ApiKey.LIST_OFFSETS: api_fetch.handle_list_offsets,
             OFFSET_FOR_LEADER_EPOCH: api_fetch.handle_offset_for_leader_epoch,
+            21: api_topic_admin.handle_delete_records,
+            32: api_configs.handle_describe_configs,
+            33: api_configs.handle_alter_configs,
+            35: api_topic_admin.handle_describe_log_dirs,
+            37: api_topic_admin.handle_create_partitions,
+            44: api_configs.handle_incremental_alter_configs,
+            60: api_topic_admin.handle_describe_cluster,
         }
         # Set by the event loop: called after records are appended to a partition.
         self.on_append: Callable[[Partition, int], None] = lambda partition, size: None
@@ -145,8 +175,21 @@ class Engine:
             if api_key == ApiKey.API_VERSIONS:
                 return self.api_versions_fallback(frame)
             return CLOSE
-        faults = self.faults
+        if not self.hooks:
+            return self._handlers[api_key](self, RequestContext(node_id, frame, None, 0))
+        hook_context = HookContext(node_id, api_key, frame.api_version, frame.correlation_id, frame.client_id)
+        decided = self.hooks.run(node_id, api_key, frame.request, hook_context)
+        if decided is None:
+            return self._handlers[api_key](self, RequestContext(node_id, frame, None, 0))
+        result = decided.result
+        if result is DROP:
+            return CLOSE
         context = RequestContext(
-            node_id, frame, faults.take(api_key, node_id), faults.throttle_ms.get(node_id, 0)
+            node_id, frame, result if isinstance(result, Error) else None, decided.throttle_ms, decided.delay_ms
         )
-        return self._handlers[api_key](self, context)
+        if result is not None and not isinstance(result, Error):
+            return Reply(result, frame.correlation_id).timed(context)  # a response the hook made
+        outcome = self._handlers[api_key](self, context)
+        if isinstance(outcome, Reply):
+            outcome.timed(context)
+        return outcome

@@ -1,70 +1,48 @@
-"""Faults a test asked for: injected error codes, latency and throttling per broker.
+"""The fault menu (inject errors, add latency, throttle) as constant request hooks.
 
-The event loop consults this on every request; it holds no sockets itself.
+Each helper checks its arguments and registers a hook in
+:class:`kprod.cluster.hooks.Hooks` whose result never changes, so it works
+the same in the child-process mode (a constant crosses the process pipe, a
+function does not). ``clear_faults`` removes these and every other hook.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass
+from kprod.cluster.exceptions import ClusterError
+from kprod.cluster.hooks import Delay, Error, HookInfo, Hooks, Throttle
 
-__all__ = ["Faults", "Injection"]
+__all__ = ["ERROR_KIND", "add_latency", "inject_errors", "throttle"]
 
-
-@dataclass(slots=True)
-class Injection:
-    """Answer the next ``remaining`` requests of ``api_key`` with ``error_code``.
-
-    With ``after_append`` (Produce only) the records are appended first and
-    the error reported anyway, like a response lost after a successful write:
-    the case the idempotent producer exists for.
-    """
-
-    api_key: int
-    error_code: int
-    remaining: int
-    broker: int | None
-    after_append: bool = False
+ERROR_KIND = "inject_errors"
+_LATENCY_KIND = "add_latency"
+_THROTTLE_KIND = "throttle"
 
 
-class Faults:
-    """Pending fault injections and per-broker latency / throttle settings."""
+def inject_errors(
+    hooks: Hooks, api_key: int, error_code: int, count: int, broker: int | None, after_append: bool
+) -> HookInfo:
+    """Answer the next ``count`` requests of ``api_key`` (on ``broker``, or any) with ``error_code``."""
+    if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        raise ClusterError(f"count must be a positive number of requests, got {count!r}.")
+    if error_code == 0:
+        raise ClusterError("error_code 0 (NONE) is not an error; give the code to inject.")
+    return hooks.add(api_key, Error(error_code, after_append), times=count, broker=broker, kind=ERROR_KIND)
 
-    __slots__ = ("_injections", "latency_ms", "throttle_ms")
 
-    def __init__(self) -> None:
-        # (api key, broker or None for any broker) -> injections in the order given
-        self._injections: dict[tuple[int, int | None], deque[Injection]] = {}
-        self.latency_ms: dict[int, int] = {}
-        self.throttle_ms: dict[int, int] = {}
-
-    def inject(self, injection: Injection) -> None:
-        self._injections.setdefault((injection.api_key, injection.broker), deque()).append(injection)
-
-    def take(self, api_key: int, node_id: int) -> Injection | None:
-        """The injection that applies to this request (and count it), or None.
-
-        A broker-specific injection goes before a cluster-wide one.
-        """
-        if not self._injections:
-            return None
-        for key in ((api_key, node_id), (api_key, None)):
-            queue = self._injections.get(key)
-            if queue:
-                injection = queue[0]
-                injection.remaining -= 1
-                if injection.remaining <= 0:
-                    queue.popleft()
-                    if not queue:
-                        del self._injections[key]
-                return injection
+def _set_per_broker(hooks: Hooks, kind: str, node_id: int, ms: int, result: Delay | Throttle) -> HookInfo | None:
+    if not isinstance(ms, int) or isinstance(ms, bool) or ms < 0:
+        raise ClusterError(f"{kind.replace('add_', '')} must be a non-negative number of milliseconds, got {ms!r}.")
+    hooks.remove_where(kind, node_id)  # one setting per broker: the new one replaces it
+    if ms == 0:
         return None
+    return hooks.add(None, result, broker=node_id, kind=kind)
 
-    def pending(self) -> int:
-        """Requests still to be answered with an injected error."""
-        return sum(i.remaining for queue in self._injections.values() for i in queue)
 
-    def clear(self) -> None:
-        self._injections.clear()
-        self.latency_ms.clear()
-        self.throttle_ms.clear()
+def add_latency(hooks: Hooks, node_id: int, ms: int) -> HookInfo | None:
+    """Delay every response of broker ``node_id`` by ``ms`` (0 removes the delay)."""
+    return _set_per_broker(hooks, _LATENCY_KIND, node_id, ms, Delay(ms))
+
+
+def throttle(hooks: Hooks, node_id: int, ms: int) -> HookInfo | None:
+    """Throttle every response of broker ``node_id`` by ``ms`` (0 removes the throttle)."""
+    return _set_per_broker(hooks, _THROTTLE_KIND, node_id, ms, Throttle(ms))

@@ -191,7 +191,8 @@ def run(argv: Sequence[str] | None = None, *, prog: str = "python -m kprod.clust
             made = _print_client_settings(cluster, options.user[0][0] if options.user else None, options.ca_file)
         print(
             f"kprod embedded cluster: {options.brokers} brokers on {cluster.bootstrap_servers}"
-            f" ({options.security_protocol}; a development tool, not a production broker). Press Ctrl-C to stop.",
+            f" ({options.security_protocol}). A development and test tool, NOT a production broker:"
+            " data lives in memory and is lost on exit. Press Ctrl-C to stop.",
             file=sys.stderr,
             flush=True,
         )

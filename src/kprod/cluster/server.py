@@ -105,7 +105,7 @@ class Connection:
         self.parked: ParkedFetch | None = None
         self.muted_until = 0.0  # throttling: no request is handled before this time
         self.mute_timer: _Timer | None = None
-        self.delayed: deque[tuple[float, list[bytes | memoryview]]] = deque()  # latency injection
+        self.delayed: deque[tuple[float, list[bytes | memoryview]]] = deque()  # responses delayed by hooks
         self.delay_timer: _Timer | None = None
         self.outbox: deque[bytes | memoryview] = deque()  # bytes to write, in order
         self.events = selectors.EVENT_READ
@@ -121,7 +121,6 @@ class EventLoop:
         self.engine = engine
         self.tls = tls
         self.state = engine.state
-        self.faults = engine.faults
         self.host = host
         self.internal_errors: list[str] = []
         self._selector = selectors.DefaultSelector()
@@ -491,11 +490,11 @@ class EventLoop:
             buffers = encode_spliced(reply.entity, reply.correlation_id, reply.payloads)
         else:
             buffers = [encode_response(reply.entity, reply.correlation_id)]
-        throttle = self.faults.throttle_ms.get(conn.node_id, 0)
+        throttle = reply.throttle_ms
         if throttle:
             # KIP-219: the broker answers at once, then mutes the channel for the throttle time.
             conn.muted_until = time.monotonic() + throttle / 1000
-        latency = self.faults.latency_ms.get(conn.node_id, 0)
+        latency = reply.delay_ms
         if latency or conn.delayed:
             conn.delayed.append((time.monotonic() + latency / 1000, buffers))
             self._release_delayed(conn)
@@ -559,7 +558,7 @@ class EventLoop:
         if conn is None or conn.closed:
             return
         try:
-            reply = complete_fetch(self.engine, parked)
+            reply = complete_fetch(self.engine, parked).timed(parked.context)
         except Exception as exc:
             self.internal_errors.append(f"{type(exc).__name__}: {exc}")
             log.exception("broker %d: internal error completing a fetch; closing the connection", conn.node_id)

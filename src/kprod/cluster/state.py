@@ -50,6 +50,7 @@ INVALID_REPLICA_ASSIGNMENT = 39
 INVALID_CONFIG = 40
 INVALID_REQUEST = 42
 UNKNOWN_TOPIC_OR_PARTITION = 3
+OFFSET_OUT_OF_RANGE = 1
 
 
 class TopicRequestError(ClusterError):
@@ -91,7 +92,7 @@ class Partition:
         "epoch_starts",
     )
 
-    def __init__(self, topic: Topic, index: int, replicas: tuple[int, ...], retention_bytes: int) -> None:
+    def __init__(self, topic: Topic, index: int, replicas: tuple[int, ...], config: TopicConfig) -> None:
         self.topic = topic
         self.index = index
         self.replicas = replicas
@@ -100,7 +101,7 @@ class Partition:
         self.leader_epoch = 0
         self.stalled: set[int] = set()  # held out of the ISR by shrink_isr
         self.frozen_end: dict[int, int] = {}  # log end offset of replicas not in sync
-        self.log = PartitionLog(retention_bytes)
+        self.log = PartitionLog(config.retention_bytes, config.retention_ms)
         self.producers = ProducerStates()
         self.waiters: set[Any] = set()  # parked fetches to wake on append or change
         # (leader epoch, first offset written under it): answers OffsetForLeaderEpoch
@@ -136,13 +137,14 @@ class Partition:
 
 
 class Topic:
-    __slots__ = ("name", "topic_id", "partitions", "config", "deleted")
+    __slots__ = ("name", "topic_id", "partitions", "config", "overrides", "deleted")
 
-    def __init__(self, name: str, config: TopicConfig) -> None:
+    def __init__(self, name: str, config: TopicConfig, overrides: dict[str, str] | None = None) -> None:
         self.name = name
         self.topic_id = uuid.uuid4()
         self.partitions: list[Partition] = []
         self.config = config
+        self.overrides: dict[str, str] = overrides or {}  # keys set on the topic (DescribeConfigs source)
         self.deleted = False
 
 
@@ -236,15 +238,104 @@ class ClusterState:
             layout = self._check_assignments(name, partitions, replication_factor, assignments)
         else:
             layout = self._assign(name, partitions, replication_factor)
-        topic = Topic(name, topic_config)
-        topic.partitions = [
-            Partition(topic, index, replicas, topic_config.retention_bytes) for index, replicas in enumerate(layout)
-        ]
+        overrides = {str(k): str(v) for k, v in (config or {}).items() if v is not None}
+        topic = Topic(name, topic_config, overrides)
+        topic.partitions = [Partition(topic, index, replicas, topic_config) for index, replicas in enumerate(layout)]
         self.settle_new_topic(topic)
         if not validate_only:
             self.topics[name] = topic
             self._topic_count += 1
         return topic
+
+    def topic(self, name: str) -> Topic:
+        """The topic, or ``TopicRequestError`` (UNKNOWN_TOPIC_OR_PARTITION)."""
+        found = self.topics.get(name)
+        if found is None:
+            raise TopicRequestError(
+                UNKNOWN_TOPIC_OR_PARTITION, f"Topic {name!r} does not exist; topics are {sorted(self.topics)}."
+            )
+        return found
+
+    def set_topic_config(self, name: str, overrides: Mapping[str, str], *, validate_only: bool = False) -> None:
+        """Replace the keys set on a topic (AlterConfigs); the others return to their defaults.
+
+        Raises ``TopicRequestError`` (UNKNOWN_TOPIC_OR_PARTITION, INVALID_CONFIG) and changes nothing then.
+        """
+        topic = self.topic(name)
+        try:
+            config = parse_topic_config(overrides, self.config.topic_defaults)
+        except ClusterError as exc:
+            raise TopicRequestError(INVALID_CONFIG, str(exc)) from None
+        if validate_only:
+            return
+        topic.config = config
+        topic.overrides = dict(overrides)
+        for partition in topic.partitions:
+            partition.log.retention_bytes = config.retention_bytes
+            partition.log.retention_ms = config.retention_ms
+
+    def create_partitions(
+        self, name: str, count: int, assignments: Sequence[Sequence[int]] | None = None, *, validate_only: bool = False
+    ) -> Topic:
+        """Grow a topic to ``count`` partitions (CreatePartitions); new ones get ``assignments`` or round robin.
+
+        Raises ``TopicRequestError`` (INVALID_PARTITIONS, INVALID_REPLICA_ASSIGNMENT, ...) and changes nothing then.
+        """
+        topic = self.topic(name)
+        current = len(topic.partitions)
+        if not isinstance(count, int) or count <= current:
+            raise TopicRequestError(
+                INVALID_PARTITIONS, f"Topic {name!r} has {current} partitions; the new count must be larger, got {count}."
+            )
+        factor = len(topic.partitions[0].replicas)
+        if assignments is not None:
+            if len(assignments) != count - current:
+                raise TopicRequestError(
+                    INVALID_REPLICA_ASSIGNMENT,
+                    f"Topic {name!r}: {len(assignments)} assignments for {count - current} new partitions.",
+                )
+            layout = self._check_assignments(name, -1, -1, dict(enumerate(assignments)))
+            if any(len(replicas) != factor for replicas in layout):
+                raise TopicRequestError(
+                    INVALID_REPLICA_ASSIGNMENT, f"Topic {name!r}: new partitions need {factor} replicas like the others."
+                )
+        else:
+            layout = self._assign(name, count, factor)[current:]
+        if validate_only:
+            return topic
+        new = [Partition(topic, current + i, replicas, topic.config) for i, replicas in enumerate(layout)]
+        grown = Topic(name, topic.config)
+        grown.partitions = new
+        self.settle_new_topic(grown)
+        topic.partitions.extend(new)
+        return topic
+
+    def delete_records(self, partition: Partition, offset: int) -> int:
+        """DeleteRecords on one partition: ``offset`` (-1: the high watermark) becomes the log start.
+
+        Returns the new low watermark; ``TopicRequestError`` (OFFSET_OUT_OF_RANGE) past the end.
+        """
+        log = partition.log
+        if offset == -1:
+            offset = log.end_offset
+        if not 0 <= offset <= log.end_offset:
+            raise TopicRequestError(
+                OFFSET_OUT_OF_RANGE, f"{partition.name}: offset {offset} is outside 0..{log.end_offset} (-1: the end)."
+            )
+        log.delete_before(offset)
+        return log.log_start_offset
+
+    def compact(self, name: str) -> int:
+        """Run the log cleaner on a ``cleanup.policy=compact`` topic: records removed."""
+        topic = self.topics.get(name)
+        if topic is None:
+            raise ClusterError(f"Topic {name!r} does not exist; topics are {sorted(self.topics)}.")
+        if not topic.config.compact:
+            raise ClusterError(
+                f"Topic {name!r} has cleanup.policy={topic.config.cleanup_policy}; compaction needs"
+                " cleanup.policy=compact (set it at creation or with IncrementalAlterConfigs)."
+            )
+        return sum(p.log.compact() for p in topic.partitions)
 
     def _assign(self, name: str, partitions: int, replication_factor: int) -> list[tuple[int, ...]]:
         if partitions == -1:

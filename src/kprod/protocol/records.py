@@ -51,6 +51,7 @@ __all__ = [
     "estimate_record_size",
     "parse_batch_header",
     "read_batches",
+    "retain_records",
 ]
 
 
@@ -865,3 +866,51 @@ def read_batches(
             batch.check_crc()
         yield batch
         start += batch.size_in_bytes
+
+
+def retain_records(batch: bytes | bytearray | memoryview, keep: frozenset[int] | set[int]) -> bytes | None:
+    """The batch with only the records whose absolute offsets are in ``keep`` (None if none are).
+
+    What a log cleaner writes: the kept records' bytes are copied unchanged
+    (offsets, timestamps, headers), and the header keeps its base offset,
+    last offset delta, producer id/epoch/sequence and timestamps, so offsets
+    keep their gaps. The records are compressed again with the batch's codec
+    and the CRC recomputed.
+    """
+    header = parse_batch_header(batch)
+    header.check_crc()
+    codec = header.codec
+    payload = header.records_payload
+    data = bytes(payload) if codec == 0 else decompress(codec, payload)
+    base = header.base_offset
+    kept: list[bytes] = []
+    pos = 0
+    for _ in range(header.record_count):
+        length, body = decode_uvarint(data, pos)
+        length = (length >> 1) ^ -(length & 1)
+        end = body + length
+        _, after_timestamp = decode_uvarint(data, body + 1)  # skip attributes, then the timestamp delta
+        delta, _ = decode_uvarint(data, after_timestamp)
+        if base + ((delta >> 1) ^ -(delta & 1)) in keep:
+            kept.append(data[pos:end])
+        pos = end
+    if not kept:
+        return None
+    if len(kept) == header.record_count:
+        return bytes(batch)
+    records = b"".join(kept)
+    if codec != 0:
+        records = _compress(codec, records)
+    tail = _pack_tail(
+        header.attributes,
+        header.last_offset_delta,
+        header.base_timestamp,
+        header.max_timestamp,
+        header.producer_id,
+        header.producer_epoch,
+        header.base_sequence,
+        len(kept),
+    )
+    crc = _crc32c(records, _crc32c(tail), 0)
+    head = _pack_head(base, _MIN_BATCH_LENGTH + len(records), header.partition_leader_epoch, MAGIC, crc)
+    return b"".join((head, tail, records))
