@@ -37,6 +37,8 @@ __all__ = [
     "FatalProducerError",
     "ForkedProducerError",
     "InterruptError",
+    "InvalidArgumentError",
+    "InvalidArgumentTypeError",
     "InvalidMetadataError",
     "KafkaConnectionError",
     "KafkaError",
@@ -138,7 +140,9 @@ class SerializationError(KafkaError):
 
     Raised from ``send()``, before the record reaches the buffer. ``is_key`` says
     whether the key (True) or the value (False) failed, when known; ``expected``
-    and ``received`` describe the data, when the serializer could tell.
+    and ``received`` describe the data, when the serializer could tell; ``field``
+    names the record field (``"key"``, ``"value"``, ``"headers"``) and ``index``
+    the record's position in a ``send_many()`` call, when known.
     """
 
     default_message = (
@@ -155,11 +159,45 @@ class SerializationError(KafkaError):
         is_key: bool | None = None,
         expected: str | None = None,
         received: str | None = None,
+        field: str | None = None,
+        index: int | None = None,
     ) -> None:
         super().__init__(message, topic=topic, partition=partition)
         self.is_key = is_key
         self.expected = expected
         self.received = received
+        self.field = field
+        self.index = index
+
+
+class InvalidArgumentError(KafkaError, ValueError):
+    """An argument of a kprod call is not valid (Java IllegalArgumentException).
+
+    Raised before anything happens: a refused ``send()`` or ``send_many()``
+    queues nothing. Also a ``ValueError``. ``field`` names the argument at fault
+    (``"timestamp"``, ``"partition"``, ``"topic"``...); ``index`` is the record's
+    position in a ``send_many()`` call, else None.
+    """
+
+    default_message = "An argument is not valid{where}. Fix the argument named above."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        field: str | None = None,
+        index: int | None = None,
+    ) -> None:
+        super().__init__(message, topic=topic, partition=partition)
+        self.field = field
+        self.index = index
+
+
+class InvalidArgumentTypeError(InvalidArgumentError, TypeError):
+    """An argument of a kprod call has the wrong type: an :class:`InvalidArgumentError`
+    that is also a ``TypeError``, so either ``except`` catches it."""
 
 
 class KafkaTimeoutError(RetriableError, TimeoutError):

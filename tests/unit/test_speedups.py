@@ -30,17 +30,21 @@ from typing import Any
 import pytest
 
 from kprod import Producer, ProducerRecord, _native
-from kprod.partitioner import _murmur2_py, _partitions_for_keys_py
+from kprod.errors import InvalidArgumentError
+from kprod.partitioner import _murmur2_py, _partitions_for_keys_py, partition_for_key, partitions_for_keys
 from kprod.producer import fastpath
 from kprod.producer.batch import ProducerBatch, RecordFuture
 from kprod.producer.metadata import ClusterMetadata
 from kprod.protocol.messages import ApiKey, ErrorCode, response_module
-from kprod.protocol.records import RecordBatchBuilder, _RecordsCore, read_batches
+from kprod.protocol.records import BATCH_HEADER_SIZE, RecordBatchBuilder, _RecordsCore, read_batches
 
 try:
     compiled: ModuleType | None = importlib.import_module("kprod._speedups")
 except ImportError:
     compiled = None
+if compiled is not None:  # what kprod does at import when the module is in use (not under KPROD_NO_SPEEDUPS=1)
+    compiled.configure(batch_header_size=BATCH_HEADER_SIZE, record_overhead=fastpath.RECORD_OVERHEAD,
+                       header_overhead=fastpath.HEADER_OVERHEAD)
 
 needs_compiled = pytest.mark.skipif(compiled is None, reason="kprod._speedups is not built (no C compiler?)")
 # The producer-level parity needs RecordFuture / RecordBatchBuilder built on the compiled bases.
@@ -97,14 +101,28 @@ def test_partitions_for_keys_matches_with_null_keys() -> None:
     assert compiled is not None
     rng = random.Random(11)
     keys = [None if rng.random() < 0.2 else rng.randbytes(rng.randrange(0, 40)) for _ in range(3000)]
-    for n in (1, 2, 6, 7, 1000):
+    for n in (1, 2, 6, 7, 1000, 2**16 + 1, 2**31 - 2, 2**31 - 1):
         expected = _partitions_for_keys_py(keys, n)
-        assert compiled.partitions_for_keys(keys, n) == expected
+        assert expected == [-1 if k is None else (_murmur2_py(k) & 0x7FFFFFFF) % n for k in keys]
+        assert compiled.partitions_for_keys(keys, n) == expected, n
         assert compiled.partitions_for_keys(tuple(keys), n) == expected
     assert expected.count(-1) == keys.count(None) > 0
-    for impl in (compiled.partitions_for_keys, _partitions_for_keys_py):
-        with pytest.raises(ValueError, match="num_partitions must be at least 1, got 0"):
-            impl([b"k"], 0)
+    assert max(expected) > 2**32 // 4  # counts past 2**30 give partitions past 2**30
+
+
+@needs_compiled
+@pytest.mark.parametrize("count", [0, -1, 2**31, 2**32, 2**32 + 3, 2**64 + 1])
+def test_partition_counts_outside_int32_are_refused_by_both(count: int) -> None:
+    """Defect 3: the compiled code truncated the count to 32 bits (2**32 + 3 gave [0]; 2**32 divided by 0)."""
+    assert compiled is not None
+    with pytest.raises(ValueError, match=r"from 1 to 2\*\*31 - 1"):
+        compiled.partitions_for_keys([b"abc"], count)
+    for impl in (partitions_for_keys, _partitions_for_keys_py):
+        with pytest.raises(InvalidArgumentError, match=r"num_partitions must be an int from 1 to 2\*\*31 - 1") as info:
+            impl([b"abc"], count)
+        assert info.value.field == "num_partitions"
+    with pytest.raises(InvalidArgumentError):
+        partition_for_key(b"abc", count)
 
 
 @needs_compiled
@@ -556,7 +574,7 @@ def test_completed_batches_and_their_futures_are_freed_without_the_cycle_collect
         futures = producer.send_many("a", [b"w"] * 50, partition=0)
         batch = futures[0]._batch
         assert all(f._batch is batch for f in futures) and batch.record_count == 100
-        assert not gc.is_tracked(futures[-1]), "compiled futures are not tracked by the cycle collector"
+        assert gc.is_tracked(futures[-1]) and gc.is_tracked(futures[0]), "futures are in the cycle collector"
         accumulator = producer._accumulator
         with accumulator.lock:
             accumulator._queues["a"][0].clear()
@@ -570,6 +588,44 @@ def test_completed_batches_and_their_futures_are_freed_without_the_cycle_collect
         assert sys.getrefcount(batch) == 2
     finally:
         producer.close(0)
+
+
+@pytest.mark.parametrize("path", ["append_record", "append_many", "send"])
+def test_a_batch_that_never_completes_is_collected_with_its_futures(path: str, dead_address: str) -> None:
+    """Defect 5: compiled futures were untracked, so future -> batch -> futures -> future, a cycle until
+    the batch completes, was never collected for a batch that never completes (a forked child's)."""
+    import gc
+    import weakref
+
+    def callback(metadata: Any, error: Any) -> None:  # held by the batch's callback list only
+        pass
+
+    callback_alive = weakref.ref(callback)
+    if path == "send":
+        producer = _offline(dead_address, True)
+        producer.close(0)  # the I/O thread is gone; the accumulator still holds the batch
+        producer._accumulator.closed = False
+        producer._fast_send = producer._append_path = producer._accumulator.send_path(
+            producer._metadata, keyed=True, max_request_size=1 << 20, buffer_memory=1 << 25)
+        producer._closed = False
+        futures = [producer.send("a", b"v", partition=0, callback=callback) for _ in range(20)]
+        del producer
+    else:
+        batch = _batch()
+        batch.builder.append(BASE_TS, None, b"first")
+        batch.futures.append(RecordFuture(batch, 0, BASE_TS, -1, 5))
+        if path == "append_record":
+            futures = [fastpath.append_record(RecordFuture, batch, BASE_TS, None, b"v", None, callback, 1 << 20)
+                       for _ in range(20)]
+        else:
+            futures = []
+            fastpath.append_many(RecordFuture, [batch], [b"v"] * 20, None, None, None, 0, callback, 0, BASE_TS,
+                                 0, 0, 1 << 20, futures)
+        del batch
+    assert len(futures) == 20 and all(f._batch is futures[0]._batch for f in futures)
+    del futures, callback
+    gc.collect()
+    assert callback_alive() is None, "the pending batch, its futures and callbacks were not collected"
 
 
 def test_env_switch_selects_the_pure_python_code() -> None:
@@ -595,6 +651,7 @@ def _probe(core: type, fast: Callable[..., Any] | None) -> Any:
     class Probe(core):  # type: ignore[misc, valid-type]
         def __init__(self) -> None:
             self._fast_send = fast
+            self._send_fallback = type(self)._send_python
             self.python_calls: list[tuple[Any, ...]] = []
 
         def _send_python(self, *args: Any) -> Any:

@@ -25,6 +25,7 @@ from kprod.producer.fastpath import append_record as _append_record
 from kprod.producer.idempotence import IdempotenceState
 from kprod.producer.memory import MemoryPool
 from kprod.producer.metadata import ClusterMetadata
+from kprod.producer.recordcheck import MAX_PARTITIONS, MAX_TIMESTAMP
 from kprod.producer.sticky import StickyPartitioner
 from kprod.protocol.records import BATCH_HEADER_SIZE, RecordBatchBuilder
 
@@ -125,7 +126,12 @@ class RecordAccumulator:
             memory = max(self.batch_size, estimate + BATCH_HEADER_SIZE)
             if self.pool.try_reserve(memory):
                 previous = self._previous_to_compress(topic, partition)
-                future = self._append_new(topic, partition, timestamp, key, value, headers, callback, memory, num_partitions)
+                try:
+                    future = self._append_new(topic, partition, timestamp, key, value, headers, callback, memory,
+                                              num_partitions)
+                except BaseException:  # nothing was queued: give the memory back
+                    self.pool.release(memory)
+                    raise
                 if sticky:
                     self.sticky.on_append(topic, partition, estimate, num_partitions, available)
                 self.wakeup()
@@ -155,7 +161,12 @@ class RecordAccumulator:
                 self.pool.release(memory)
             else:
                 previous = self._previous_to_compress(topic, partition)
-                future = self._append_new(topic, partition, timestamp, key, value, headers, callback, memory, num_partitions)
+                try:
+                    future = self._append_new(topic, partition, timestamp, key, value, headers, callback, memory,
+                                              num_partitions)
+                except BaseException:
+                    self.pool.release(memory)
+                    raise
             if sticky:
                 self.sticky.on_append(topic, partition, estimate, num_partitions, available)
         self.wakeup()
@@ -265,6 +276,7 @@ class RecordAccumulator:
             sticky_batch_size=sticky.batch_size, wakeup=self.wakeup, future_type=RecordFuture,
             batch_size=self.batch_size, metadata=metadata, keyed=keyed,
             max_request_size=max_request_size, buffer_memory=buffer_memory,
+            max_timestamp=MAX_TIMESTAMP, max_partitions=MAX_PARTITIONS,
         )
 
     def _queue(self, topic: str, partition: int, num_partitions: int) -> deque[ProducerBatch]:
