@@ -61,21 +61,26 @@ def _append_record_py(
     value: bytes | None, headers: Headers, callback: Callable[..., Any] | None, limit: int,
 ) -> RecordFuture | None:
     """Encode one record into ``batch`` unless its estimate takes the batch past ``limit``
-    (then None, nothing changed). Marks the batch full once it reaches ``limit``."""
+    (then None, nothing changed). Marks the batch full once it reaches ``limit``.
+
+    All or nothing: whatever can fail (a completed batch, the future) comes before the
+    record is encoded; after that only list appends and the flag, which do not fail."""
     builder = batch.builder
     estimate = (RECORD_OVERHEAD + (len(key) if key else 0) + (len(value) if value else 0) if not headers
                 else record_estimate(key, value, headers))
     if builder._size + estimate > limit:
         return None
     futures = batch.futures
-    builder.append(timestamp, key, value, headers)
-    future = future_type(batch, len(futures), timestamp, -1 if key is None else len(key),
-                         -1 if value is None else len(value))
-    futures.append(future)
+    callbacks = None
     if callback is not None:
         callbacks = batch.callbacks
         if callbacks is None:
             raise RuntimeError("the batch is already complete: no callback can be added")
+    future = future_type(batch, len(futures), timestamp, -1 if key is None else len(key),
+                         -1 if value is None else len(value))
+    builder.append(timestamp, key, value, headers)  # changes nothing if it raises
+    futures.append(future)
+    if callbacks is not None:
         callbacks.append((future, callback, True))
     if builder._size >= limit:
         batch.full = True
