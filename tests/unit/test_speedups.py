@@ -353,23 +353,31 @@ def test_append_record_matches_its_twin() -> None:
     def callback(metadata: Any, error: Any) -> None:
         pass
 
-    for limit in (200, 1000, 5000):
+    for limit in (300, 1000, 5000):
         c_batch, py_batch = _batch(), _batch()
         for batch in (c_batch, py_batch):  # the first record goes in with builder.append, as _append_new does
             batch.builder.append(BASE_TS, None, b"first")
             batch.futures.append(RecordFuture(batch, 0, BASE_TS, -1, 5))
-        results = []
-        while not c_batch.full and len(results) < 200:
+        accepted = refused = 0
+        for _ in range(200):
             timestamp, key, value, headers = _random_record(rng, BASE_TS)
             cb = callback if rng.random() < 0.5 else None
+            before = _batch_state(c_batch)
             c_future = compiled.append_record(RecordFuture, c_batch, timestamp, key, value, headers, cb, limit)
             py_future = fastpath._append_record_py(RecordFuture, py_batch, timestamp, key, value, headers, cb, limit)
             assert (c_future is None) == (py_future is None)
-            results.append(c_future is None)
-            assert _batch_state(c_batch) == _batch_state(py_batch)
-            if c_future is not None:
+            if c_future is None:
+                refused += 1
+                assert _batch_state(c_batch) == before, "a refused record changed the batch"
+                assert c_batch.builder._size + fastpath.record_estimate(key, value, headers) > limit
+            else:
+                accepted += 1
                 assert c_future._batch is c_batch and c_future is c_batch.futures[-1]
-        assert True in results or c_batch.full
+                assert c_future._index == accepted and (cb is None or c_batch.callbacks[-1][0] is c_future)
+            assert _batch_state(c_batch) == _batch_state(py_batch)
+        # both outcomes were compared, and the batch holds exactly the accepted records, under the limit
+        assert accepted > 0 and refused > 0, (limit, accepted, refused)
+        assert c_batch.builder._count == accepted + 1 and c_batch.builder._size <= limit
 
 
 @needs_active
