@@ -80,7 +80,7 @@ def _append_record_py(
                          -1 if value is None else len(value))
     builder.append(timestamp, key, value, headers)  # changes nothing if it raises
     futures.append(future)
-    if callbacks is not None:
+    if callbacks is not None and callback is not None:
         callbacks.append((future, callback, True))
     if builder._size >= limit:
         batch.full = True
