@@ -40,6 +40,7 @@ __all__ = [
     "InvalidArgumentError",
     "InvalidArgumentTypeError",
     "InvalidMetadataError",
+    "InvalidTopicNameError",
     "KafkaConnectionError",
     "KafkaError",
     "KafkaTimeoutError",
@@ -556,6 +557,20 @@ class InvalidTopicError(BrokerResponseError, code=17, kafka_name="INVALID_TOPIC_
         "Use a topic name of 1 to 249 characters made of ASCII letters, digits, '.', '_' and '-',"
         " and do not write to internal topics."
     )
+
+
+class InvalidTopicNameError(InvalidTopicError, InvalidArgumentError):
+    """``send()`` was given a topic name that Kafka would refuse: refused at once, client side.
+
+    Both an :class:`InvalidTopicError` (what the broker answers for such a name; Java's
+    InvalidTopicException) and an :class:`InvalidArgumentError` (a ``ValueError``), with
+    ``field`` "topic"."""
+
+    def __init__(self, message: str, *, topic: str | None = None) -> None:
+        KafkaError.__init__(self, message, topic=topic)  # the client's words: no broker message to compose
+        self.error_message = None
+        self.field = "topic"
+        self.index = None
 
 
 class RecordListTooLargeError(BrokerResponseError, code=18, kafka_name="RECORD_LIST_TOO_LARGE"):

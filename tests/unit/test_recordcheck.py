@@ -22,6 +22,8 @@ from kprod import Producer, _native
 from kprod.errors import (
     InvalidArgumentError,
     InvalidArgumentTypeError,
+    InvalidTopicError,
+    InvalidTopicNameError,
     KafkaError,
     RecordTooLargeError,
     SerializationError,
@@ -67,9 +69,9 @@ def producer(request: pytest.FixtureRequest, dead_address: str, monkeypatch: pyt
 SEND_REFUSALS: list[tuple[dict[str, Any], type[KafkaError], str, tuple[type[Exception], ...]]] = [
     ({"topic": 5}, InvalidArgumentTypeError, "topic", (TypeError, ValueError)),
     ({"topic": b"a"}, InvalidArgumentTypeError, "topic", (TypeError,)),
-    ({"topic": ""}, InvalidArgumentError, "topic", (ValueError,)),
-    ({"topic": "bad topic"}, InvalidArgumentError, "topic", (ValueError,)),
-    ({"topic": "x" * 250}, InvalidArgumentError, "topic", (ValueError,)),
+    ({"topic": ""}, InvalidTopicNameError, "topic", (ValueError, InvalidTopicError)),
+    ({"topic": "bad topic"}, InvalidTopicNameError, "topic", (ValueError, InvalidTopicError)),
+    ({"topic": "x" * 250}, InvalidTopicNameError, "topic", (ValueError, InvalidTopicError)),
     ({"value": "text"}, SerializationError, "value", ()),
     ({"value": 5}, SerializationError, "value", ()),
     ({"key": 5}, SerializationError, "key", ()),
@@ -120,7 +122,7 @@ def test_send_refuses_each_bad_field_and_changes_nothing(
 
 MANY_REFUSALS: list[tuple[dict[str, Any], type[KafkaError], str, int | None]] = [
     ({"topic": 5}, InvalidArgumentTypeError, "topic", None),
-    ({"topic": "bad topic"}, InvalidArgumentError, "topic", None),
+    ({"topic": "bad topic"}, InvalidTopicNameError, "topic", None),
     ({"values": [b"a", "s", b"c"]}, SerializationError, "value", 1),
     ({"keys": [b"k", b"k", 5]}, SerializationError, "key", 2),
     ({"headers": [None, [("a", bytearray(b"x")), ("b", 5)], None]}, SerializationError, "headers", 1),

@@ -30,7 +30,13 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
-from kprod.errors import InvalidArgumentError, InvalidArgumentTypeError, RecordTooLargeError, SerializationError
+from kprod.errors import (
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
+    InvalidTopicNameError,
+    RecordTooLargeError,
+    SerializationError,
+)
 from kprod.protocol.records import BATCH_HEADER_SIZE
 
 __all__ = [
@@ -68,9 +74,9 @@ def check_topic(topic: Any) -> str:
             f"send() takes a topic name (str) or a ProducerRecord, not {type(topic).__name__}.", field="topic")
     if (not topic or len(topic) > _TOPIC_MAX_LENGTH or topic in (".", "..")
             or _LEGAL_TOPIC.fullmatch(topic) is None):
-        raise InvalidArgumentError(
+        raise InvalidTopicNameError(
             f"Invalid topic {topic!r}: a topic name is 1 to {_TOPIC_MAX_LENGTH} characters of a-z, A-Z, 0-9, "
-            "'.', '_' and '-' (and not '.' or '..').", field="topic")
+            "'.', '_' and '-' (and not '.' or '..'). Nothing was sent.", topic=topic)
     return topic
 
 
