@@ -241,7 +241,9 @@ class RecordFuture(_FutureBase):  # type: ignore[valid-type,misc]
         return batch  # type: ignore[no-any-return]
 
     def _metadata(self) -> RecordMetadata:
-        batch = self._live()
+        batch = self._batch  # (inlined _live(): this runs for every Java-style callback)
+        if batch is None:
+            raise _gone()
         base = batch.base_offset
         return RecordMetadata(
             batch.topic,
