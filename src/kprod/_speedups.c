@@ -896,14 +896,19 @@ static void list_pop_last(PyObject *list)
     PyErr_Restore(exc_type, exc_value, exc_tb);
 }
 
+/* A step after the record is in its batch (SendPath's sticky bookkeeping): 0, or -1
+ * with an error and its own changes undone; record_commit then takes the record out. */
+typedef int (*commit_hook)(void *context, Py_ssize_t estimate);
+
 /* Append a prepared record to ``batch``, all or nothing: the future, or NULL with
  * *refused set (its estimate does not fit ``limit``) or with an error set, and then
  * nothing changed. Whatever can fail for other reasons than memory (a closed builder,
  * a completed batch) is checked, and every object made, before the first change;
- * the changes follow (builder, futures list, callbacks list, batch.full), each
- * undone should a later one fail. */
+ * the changes follow (builder, futures list, callbacks list, batch.full, the hook),
+ * each undone should a later one fail. */
 static PyObject *record_commit(PyTypeObject *future_type, PyObject *batch, RecordsCore *builder, PyObject *futures,
-                               record_t *r, PyObject *callback, Py_ssize_t limit, int *refused)
+                               record_t *r, PyObject *callback, Py_ssize_t limit, int *refused, commit_hook hook,
+                               void *context)
 {
     *refused = 0;
     if (check_open(builder) < 0)
@@ -940,11 +945,22 @@ static PyObject *record_commit(PyTypeObject *future_type, PyObject *batch, Recor
         goto undo_encode;
     if (entry != NULL && PyList_Append(callbacks, entry) < 0)
         goto undo_futures;
-    if (builder->size >= limit && PyObject_SetAttr(batch, str_full, Py_True) < 0)
+    int set_full = builder->size >= limit;
+    if (set_full && PyObject_SetAttr(batch, str_full, Py_True) < 0)
         goto undo_callbacks;
+    if (hook != NULL && hook(context, r->estimate) < 0)
+        goto undo_full;
     Py_XDECREF(entry);
     Py_XDECREF(callbacks);
     return future;
+undo_full:
+    if (set_full) {
+        PyObject *exc_type, *exc_value, *exc_tb;
+        PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+        if (PyObject_SetAttr(batch, str_full, Py_False) < 0) /* a slot of ProducerBatch: does not fail */
+            PyErr_Clear();
+        PyErr_Restore(exc_type, exc_value, exc_tb);
+    }
 undo_callbacks:
     if (entry != NULL)
         list_pop_last(callbacks);
@@ -980,7 +996,7 @@ static PyObject *append_one(PyTypeObject *future_type, PyObject *batch, RecordsC
     *refused = 0;
     if (record_prepare(&r, timestamp, key, value, headers) == 0) {
         *estimate = r.estimate;
-        future = record_commit(future_type, batch, builder, futures, &r, callback, limit, refused);
+        future = record_commit(future_type, batch, builder, futures, &r, callback, limit, refused, NULL, NULL);
     }
     record_release(&r);
     return future;
@@ -1366,11 +1382,68 @@ static PyObject *open_batch(SendPath *self, PyObject *topic, long partition)
     return batch;
 }
 
+/* SendPath's sticky bookkeeping, run by record_commit once the record is in:
+ * StickyPartitioner.on_append(topic, partition, estimate, num_partitions, available).
+ * The byte count goes into an existing key of _produced (does not fail); a record
+ * that completes the batch.size budget draws the next partition (_next, Python),
+ * and should that raise, both of the partitioner's entries for the topic are put
+ * back, so the record can be taken out with nothing changed. */
+typedef struct {
+    SendPath *self;
+    PyObject *topic;
+    Py_ssize_t num_partitions;
+    long partition;
+    Py_ssize_t produced_before;
+} sticky_step_t;
+
+static int sticky_step(void *context, Py_ssize_t estimate)
+{
+    sticky_step_t *c = (sticky_step_t *)context;
+    SendPath *self = c->self;
+    Py_ssize_t total = c->produced_before + estimate;
+    if (total < self->sticky_batch_size) {
+        PyObject *value = PyLong_FromSsize_t(total);
+        if (value == NULL)
+            return -1;
+        int failed = PyDict_SetItem(self->sticky_produced, c->topic, value); /* an existing key */
+        Py_DECREF(value);
+        return failed;
+    }
+    PyObject *old_current = PyDict_GetItemWithError(self->sticky_current, c->topic);
+    PyObject *old_produced = old_current ? PyDict_GetItemWithError(self->sticky_produced, c->topic) : NULL;
+    if (old_produced == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "the sticky partitioner lost its entry for the topic");
+        return -1;
+    }
+    Py_INCREF(old_current);
+    Py_INCREF(old_produced);
+    PyObject *all = PyObject_GetAttr(self->metadata, str_available);
+    PyObject *available = all && PyDict_Check(all) ? PyDict_GetItemWithError(all, c->topic) : NULL;
+    PyObject *r = NULL;
+    if (all != NULL && !PyErr_Occurred())
+        r = PyObject_CallFunction(self->sticky_next, "OnOl", c->topic, c->num_partitions,
+                                  available ? available : Py_None, c->partition);
+    Py_XDECREF(all);
+    int failed = r == NULL;
+    Py_XDECREF(r);
+    if (failed) { /* put the partitioner's entries back (existing keys: does not fail) */
+        PyObject *exc_type, *exc_value, *exc_tb;
+        PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+        if (PyDict_SetItem(self->sticky_current, c->topic, old_current) < 0
+            || PyDict_SetItem(self->sticky_produced, c->topic, old_produced) < 0)
+            PyErr_Clear();
+        PyErr_Restore(exc_type, exc_value, exc_tb);
+    }
+    Py_DECREF(old_current);
+    Py_DECREF(old_produced);
+    return failed ? -1 : 0;
+}
+
 /* Under the lock: append into the open batch, sticky bookkeeping; all or nothing.
  * A future, None (nothing changed: the Python path takes the record), or NULL with
- * an error (nothing changed). Every step that can fail comes before the record is
- * committed (record_commit, itself all or nothing); after it only the sticky byte
- * count is stored, into an existing key of a dict, which does not fail. */
+ * an error (nothing changed): record_commit runs the sticky step after the record
+ * is in and takes the record out again should it fail. */
 static PyObject *sendpath_locked(SendPath *self, PyObject *topic, long partition, int sticky,
                                  Py_ssize_t num_partitions, PyObject *timestamp, PyObject *key, PyObject *value,
                                  PyObject *headers, PyObject *callback, int *became_full_out)
@@ -1382,7 +1455,7 @@ static PyObject *sendpath_locked(SendPath *self, PyObject *topic, long partition
         return NULL;
     if (is_closed)
         Py_RETURN_NONE;
-    Py_ssize_t produced_before = 0;
+    sticky_step_t step = {self, topic, num_partitions, -1, 0};
     if (sticky) {
         PyObject *current = PyDict_GetItemWithError(self->sticky_current, topic);
         if (current == NULL) {
@@ -1401,9 +1474,10 @@ static PyObject *sendpath_locked(SendPath *self, PyObject *topic, long partition
                 return NULL;
             Py_RETURN_NONE; /* no count to add to: StickyPartitioner._next makes both entries */
         }
-        produced_before = PyLong_AsSsize_t(produced);
-        if (produced_before == -1 && PyErr_Occurred())
+        step.produced_before = PyLong_AsSsize_t(produced);
+        if (step.produced_before == -1 && PyErr_Occurred())
             return NULL;
+        step.partition = partition;
     }
     PyObject *batch = open_batch(self, topic, partition);
     if (batch == NULL) {
@@ -1411,7 +1485,7 @@ static PyObject *sendpath_locked(SendPath *self, PyObject *topic, long partition
             return NULL;
         Py_RETURN_NONE;
     }
-    PyObject *future = NULL, *produced_obj = NULL;
+    PyObject *future = NULL;
     RecordsCore *builder = batch_builder(batch);
     PyObject *futures = builder ? PyObject_GetAttr(batch, str_futures) : NULL;
     record_t r;
@@ -1425,23 +1499,9 @@ static PyObject *sendpath_locked(SendPath *self, PyObject *topic, long partition
     prepared = 1;
     if (record_prepare(&r, timestamp, key, value, headers) < 0)
         goto done;
-    if (sticky) {
-        /* StickyPartitioner.on_append(topic, partition, estimate, ...) without its draw of the
-         * next partition: a record that completes the sticky partition's batch.size budget
-         * takes the Python path (RecordAccumulator.append), which counts it and draws. */
-        Py_ssize_t total = produced_before + r.estimate;
-        if (total >= self->sticky_batch_size) {
-            future = Py_None;
-            Py_INCREF(future);
-            goto done;
-        }
-        produced_obj = PyLong_FromSsize_t(total);
-        if (produced_obj == NULL)
-            goto done;
-    }
     int refused;
     future = record_commit((PyTypeObject *)self->future_type, batch, builder, futures, &r, callback, self->batch_size,
-                           &refused);
+                           &refused, sticky ? sticky_step : NULL, &step);
     if (future == NULL) {
         if (refused && !PyErr_Occurred()) {
             future = Py_None; /* no room: the Python path marks the batch full and opens one */
@@ -1450,12 +1510,9 @@ static PyObject *sendpath_locked(SendPath *self, PyObject *topic, long partition
         goto done;
     }
     *became_full_out = builder->size >= self->batch_size; /* the caller wakes the sender after the release */
-    if (produced_obj != NULL && PyDict_SetItem(self->sticky_produced, topic, produced_obj) < 0)
-        PyErr_WriteUnraisable(self->sticky_produced); /* replacing an existing key's value: cannot happen */
 done:
     if (prepared)
         record_release(&r);
-    Py_XDECREF(produced_obj);
     Py_XDECREF(futures);
     Py_XDECREF(builder);
     Py_DECREF(batch);
