@@ -1012,7 +1012,7 @@ static PyObject *py_append_record(PyObject *module, PyObject *const *args, Py_ss
                         "takes 8 arguments");
         return NULL;
     }
-    if (check_future_type(args[0]) < 0)
+    if (need_configured(0) < 0 || check_future_type(args[0]) < 0)
         return NULL;
     Py_ssize_t limit = PyLong_AsSsize_t(args[7]);
     if (limit == -1 && PyErr_Occurred())
@@ -1077,7 +1077,7 @@ static PyObject *py_append_many(PyObject *module, PyObject *const *args, Py_ssiz
         PyErr_SetString(PyExc_TypeError, "append_many() takes 14 arguments");
         return NULL;
     }
-    if (check_future_type(args[0]) < 0)
+    if (need_configured(0) < 0 || check_future_type(args[0]) < 0)
         return NULL;
     PyTypeObject *future_type = (PyTypeObject *)args[0];
     PyObject *batches = args[1], *values = args[2], *keys = args[3], *timestamps = args[4];
