@@ -263,7 +263,9 @@ class Producer(SendCore):
         after ``max.block.ms``, or the producer closed meanwhile) gets, with every
         record after it, a future already failed with that error (their callbacks
         run at once); the records before it are sent as usual. With interceptors
-        configured, this is ``send()`` per record.
+        configured, this is ``send()`` per record after the timestamps and headers
+        of all records are checked: a record the interceptors' result makes
+        ``send()`` refuse stops the call, and the records before it stay queued.
         """
         if self._closed or self._forked:
             self._raise_unusable()
