@@ -33,12 +33,40 @@
 
 #include "_speedups_io.h"
 
-/* The accumulator's upper bound of a record's framing bytes beyond key, value
- * and headers (producer/accumulator.py _RECORD_OVERHEAD). */
-#define RECORD_OVERHEAD 32
-/* A header's estimate: key chars * 3 (UTF-8 upper bound) + value + 10. */
-#define HEADER_OVERHEAD 10
+/* Constants defined once in Python and handed over by configure() at import
+ * (-1 until then; everything that uses one checks it was given):
+ *   batch_header_size  protocol.records.BATCH_HEADER_SIZE (61)
+ *   record_overhead    producer.fastpath.RECORD_OVERHEAD: the accumulator's upper
+ *                      bound of a record's framing bytes beyond key, value, headers
+ *   header_overhead    producer.fastpath.HEADER_OVERHEAD: a header's estimate is
+ *                      key chars * 3 (UTF-8 upper bound) + value + this */
+static Py_ssize_t batch_header_size = -1, record_overhead = -1, header_overhead = -1;
 #define STACK_HEADERS 8
+
+static int need_configured(int records_only)
+{
+    if (batch_header_size < 0 || (!records_only && (record_overhead < 0 || header_overhead < 0))) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "kprod._speedups is not configured: import kprod.producer.fastpath (it calls configure())");
+        return -1;
+    }
+    return 0;
+}
+
+/* configure(batch_header_size=..., record_overhead=..., header_overhead=...): any of them. */
+static PyObject *py_configure(PyObject *module, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"batch_header_size", "record_overhead", "header_overhead", NULL};
+    Py_ssize_t values[3] = {-1, -1, -1};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|$nnn:configure", kwlist, &values[0], &values[1], &values[2]))
+        return NULL;
+    Py_ssize_t *targets[3] = {&batch_header_size, &record_overhead, &header_overhead};
+    for (int i = 0; i < 3; i++) {
+        if (values[i] >= 0)
+            *targets[i] = values[i];
+    }
+    Py_RETURN_NONE;
+}
 
 static PyObject *str_builder, *str_futures, *str_full, *str_callbacks;
 
@@ -121,11 +149,16 @@ static PyObject *py_partitions_for_keys(PyObject *module, PyObject *const *args,
         PyErr_SetString(PyExc_TypeError, "partitions_for_keys(keys, num_partitions) takes 2 arguments");
         return NULL;
     }
-    Py_ssize_t n = PyLong_AsSsize_t(args[1]);
+    if (!PyLong_Check(args[1])) {
+        PyErr_Format(PyExc_TypeError, "num_partitions must be an int, got %s", Py_TYPE(args[1])->tp_name);
+        return NULL;
+    }
+    int overflow = 0;
+    long long n = PyLong_AsLongLongAndOverflow(args[1], &overflow);
     if (n == -1 && PyErr_Occurred())
         return NULL;
-    if (n <= 0) {
-        PyErr_Format(PyExc_ValueError, "num_partitions must be at least 1, got %zd", n);
+    if (overflow || n < 1 || n > INT32_MAX) { /* Kafka's partition numbers are int32 */
+        PyErr_Format(PyExc_ValueError, "num_partitions must be from 1 to 2**31 - 1, got %R", args[1]);
         return NULL;
     }
     PyObject *seq = PySequence_Fast(args[0], "keys must be a sequence");
@@ -318,7 +351,7 @@ static int headers_get(PyObject *obj, headers_t *h)
         h->count = i + 1; /* so headers_release releases what was taken */
         encoded += uvarint_size(zigzag(out->key_len)) + out->key_len;
         encoded += out->value.len < 0 ? 1 : uvarint_size(zigzag(out->value.len)) + out->value.len;
-        h->estimate += PyUnicode_GET_LENGTH(hkey) * 3 + (out->value.len > 0 ? out->value.len : 0) + HEADER_OVERHEAD;
+        h->estimate += PyUnicode_GET_LENGTH(hkey) * 3 + (out->value.len > 0 ? out->value.len : 0) + header_overhead;
     }
     h->encoded = encoded;
     return 0;
@@ -333,7 +366,7 @@ typedef struct {
     long long base_ts;
     long long max_ts;
     Py_ssize_t count;
-    Py_ssize_t size; /* 61-byte header + records */
+    Py_ssize_t size; /* batch header + records */
     Py_ssize_t max_size;
     Py_ssize_t max_record; /* largest record appended (bytes with its length), for metrics */
     int has_base;
@@ -346,6 +379,8 @@ static int records_init(RecordsCore *self, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {"base_timestamp", "max_size", NULL};
     PyObject *base = Py_None, *max_size = Py_None;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OO:RecordsCore", kwlist, &base, &max_size))
+        return -1;
+    if (need_configured(1) < 0)
         return -1;
     self->has_base = 0;
     self->base_ts = 0;
@@ -379,7 +414,7 @@ static int records_init(RecordsCore *self, PyObject *args, PyObject *kwds)
         return -1;
     self->max_ts = INT64_MIN;
     self->count = 0;
-    self->size = 61;
+    self->size = batch_header_size;
     return 0;
 }
 
@@ -647,9 +682,21 @@ static PyTypeObject RecordsCore_Type = {
 
 /* -- FutureCore: the fields of a record future ---------------------------------------- */
 
+/* A future reaches its batch through a weak reference while the batch is pending
+ * (``ref``), and holds it strongly (``batch``) once the batch completed
+ * (hold_batch(), called by ProducerBatch._finish, which then drops its futures
+ * list). The pending batch holds its futures (batch.futures, the callback list),
+ * so a strong reference back would make a cycle until completion; with the weak
+ * one no future is ever in a cycle, and a batch that never completes (a forked
+ * child's) is freed by reference counting with its futures. That lets the
+ * compiled append leave futures untracked by the cycle collector, whose scans of
+ * every pending future cost ~0.3 µs per record. ``_batch`` reads whichever is
+ * set (None once a never-completed batch is gone); assigning it (a split moves
+ * futures to the new, pending batches) stores a weak reference. */
 typedef struct {
     PyObject_HEAD
-    PyObject *batch;
+    PyObject *ref;   /* weakref to the pending batch */
+    PyObject *batch; /* the completed batch, or NULL */
     Py_ssize_t index;
     long long timestamp;
     Py_ssize_t key_size;
@@ -657,6 +704,29 @@ typedef struct {
 } FutureCore;
 
 static PyTypeObject FutureCore_Type;
+
+static int future_set_batch(FutureCore *self, PyObject *batch, void *closure)
+{
+    if (batch == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "a record future's batch cannot be deleted");
+        return -1;
+    }
+    PyObject *ref = PyWeakref_NewRef(batch, NULL);
+    if (ref == NULL)
+        return -1;
+    Py_XSETREF(self->ref, ref);
+    Py_CLEAR(self->batch);
+    return 0;
+}
+
+static PyObject *future_get_batch(FutureCore *self, void *closure)
+{
+    PyObject *batch = self->batch;
+    if (batch == NULL)
+        batch = self->ref != NULL ? PyWeakref_GetObject(self->ref) : Py_None; /* borrowed; None if gone */
+    Py_INCREF(batch);
+    return batch;
+}
 
 static int future_init(FutureCore *self, PyObject *args, PyObject *kwds)
 {
@@ -667,8 +737,8 @@ static int future_init(FutureCore *self, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OnLnn:RecordFuture", kwlist, &batch, &index, &timestamp,
                                      &key_size, &value_size))
         return -1;
-    Py_INCREF(batch);
-    Py_XSETREF(self->batch, batch);
+    if (future_set_batch(self, batch, NULL) < 0)
+        return -1;
     self->index = index;
     self->timestamp = timestamp;
     self->key_size = key_size;
@@ -678,12 +748,14 @@ static int future_init(FutureCore *self, PyObject *args, PyObject *kwds)
 
 static int future_traverse(FutureCore *self, visitproc visit, void *arg)
 {
+    Py_VISIT(self->ref);
     Py_VISIT(self->batch);
     return 0;
 }
 
 static int future_clear(FutureCore *self)
 {
+    Py_CLEAR(self->ref);
     Py_CLEAR(self->batch);
     return 0;
 }
@@ -691,16 +763,21 @@ static int future_clear(FutureCore *self)
 static void future_dealloc(FutureCore *self)
 {
     PyObject_GC_UnTrack(self);
-    Py_CLEAR(self->batch);
+    future_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyMemberDef future_members[] = {
-    {"_batch", T_OBJECT_EX, offsetof(FutureCore, batch), 0, NULL},
     {"_index", T_PYSSIZET, offsetof(FutureCore, index), 0, NULL},
     {"_timestamp", T_LONGLONG, offsetof(FutureCore, timestamp), 0, NULL},
     {"_key_size", T_PYSSIZET, offsetof(FutureCore, key_size), 0, NULL},
     {"_value_size", T_PYSSIZET, offsetof(FutureCore, value_size), 0, NULL},
+    {NULL},
+};
+
+static PyGetSetDef future_getset[] = {
+    {"_batch", (getter)future_get_batch, (setter)future_set_batch,
+     "The record's batch (None if it was dropped before completing); assigning stores a weak reference.", NULL},
     {NULL},
 };
 
@@ -716,6 +793,7 @@ static PyTypeObject FutureCore_Type = {
     .tp_traverse = (traverseproc)future_traverse,
     .tp_clear = (inquiry)future_clear,
     .tp_members = future_members,
+    .tp_getset = future_getset,
 };
 
 static int check_future_type(PyObject *type)
@@ -730,21 +808,42 @@ static int check_future_type(PyObject *type)
 static PyObject *new_future(PyTypeObject *type, PyObject *batch, Py_ssize_t index, long long timestamp,
                             Py_ssize_t key_size, Py_ssize_t value_size)
 {
-    FutureCore *f = (FutureCore *)type->tp_alloc(type, 0);
-    if (f == NULL)
+    PyObject *ref = PyWeakref_NewRef(batch, NULL); /* the batch's shared plain weakref, made once */
+    if (ref == NULL)
         return NULL;
-    /* Not tracked by the cycle collector: its only reference is to its batch, and
-     * the batch drops its futures when it completes (ProducerBatch._finish), so no
-     * cycle outlives the batch; until then the accumulator holds the batch anyway.
-     * Tracking would make every collection scan every pending future. */
+    FutureCore *f = (FutureCore *)type->tp_alloc(type, 0);
+    if (f == NULL) {
+        Py_DECREF(ref);
+        return NULL;
+    }
+    /* Not tracked by the cycle collector: it is in no cycle (see FutureCore). */
     PyObject_GC_UnTrack(f);
-    Py_INCREF(batch);
-    f->batch = batch;
+    f->ref = ref;
     f->index = index;
     f->timestamp = timestamp;
     f->key_size = key_size;
     f->value_size = value_size;
     return (PyObject *)f;
+}
+
+/* hold_batch(futures, batch): each future holds ``batch`` strongly (it completed). */
+static PyObject *py_hold_batch(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "hold_batch(futures: list, batch)");
+        return NULL;
+    }
+    PyObject *futures = args[0], *batch = args[1];
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(futures); i++) {
+        PyObject *item = PyList_GET_ITEM(futures, i);
+        if (!PyObject_TypeCheck(item, &FutureCore_Type)) {
+            PyErr_SetString(PyExc_TypeError, "hold_batch(): futures must be record futures");
+            return NULL;
+        }
+        Py_INCREF(batch);
+        Py_XSETREF(((FutureCore *)item)->batch, batch);
+    }
+    Py_RETURN_NONE;
 }
 
 /* -- the accumulator's appends ---------------------------------------------------------- */
@@ -762,70 +861,151 @@ static RecordsCore *batch_builder(PyObject *batch)
     return (RecordsCore *)builder;
 }
 
-/* Encode one record into ``batch`` and make its future; the future, or NULL with
- * *refused set when the record's estimate does not fit ``limit`` (nothing changed). */
+/* One record's arguments, checked and converted, with its estimate against
+ * batch.size: everything record_commit needs, taken before anything changes. */
+typedef struct {
+    long long ts;
+    bytesarg k, v;
+    headers_t h;
+    Py_ssize_t estimate;
+} record_t;
+
+static void record_release(record_t *r)
+{
+    headers_release(&r->h);
+    bytesarg_release(&r->k);
+    bytesarg_release(&r->v);
+}
+
+/* 0, or -1 with the error (release with record_release either way). */
+static int record_prepare(record_t *r, PyObject *timestamp, PyObject *key, PyObject *value, PyObject *headers)
+{
+    r->k.has_view = r->v.has_view = 0;
+    r->h.seq = NULL;
+    r->h.items = NULL;
+    r->h.count = 0;
+    if (get_timestamp(timestamp, &r->ts) < 0 || bytesarg_get(key, &r->k, "key") < 0
+        || bytesarg_get(value, &r->v, "value") < 0 || headers_get(headers, &r->h) < 0)
+        return -1;
+    r->estimate = record_overhead + (r->k.len > 0 ? r->k.len : 0) + (r->v.len > 0 ? r->v.len : 0) + r->h.estimate;
+    return 0;
+}
+
+/* Remove a list's last item (undo of an append: shrinking a list by one does not fail). */
+static void list_pop_last(PyObject *list)
+{
+    PyObject *exc_type, *exc_value, *exc_tb;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    if (n > 0 && PyList_SetSlice(list, n - 1, n, NULL) < 0)
+        PyErr_Clear();
+    PyErr_Restore(exc_type, exc_value, exc_tb);
+}
+
+/* A step after the record is in its batch (SendPath's sticky bookkeeping): 0, or -1
+ * with an error and its own changes undone; record_commit then takes the record out. */
+typedef int (*commit_hook)(void *context, Py_ssize_t estimate);
+
+/* Append a prepared record to ``batch``, all or nothing: the future, or NULL with
+ * *refused set (its estimate does not fit ``limit``) or with an error set, and then
+ * nothing changed. Whatever can fail for other reasons than memory (a closed builder,
+ * a completed batch) is checked, and every object made, before the first change;
+ * the changes follow (builder, futures list, callbacks list, batch.full, the hook),
+ * each undone should a later one fail. */
+static PyObject *record_commit(PyTypeObject *future_type, PyObject *batch, RecordsCore *builder, PyObject *futures,
+                               record_t *r, PyObject *callback, Py_ssize_t limit, int *refused, commit_hook hook,
+                               void *context)
+{
+    *refused = 0;
+    if (check_open(builder) < 0)
+        return NULL;
+    if (builder->size + r->estimate > limit) {
+        *refused = 1;
+        return NULL;
+    }
+    PyObject *callbacks = NULL, *entry = NULL;
+    PyObject *future = new_future(future_type, batch, PyList_GET_SIZE(futures), r->ts, r->k.len, r->v.len);
+    if (future == NULL)
+        return NULL;
+    if (callback != Py_None) {
+        callbacks = PyObject_GetAttr(batch, str_callbacks);
+        if (callbacks == NULL)
+            goto fail;
+        if (!PyList_Check(callbacks)) {
+            PyErr_SetString(PyExc_RuntimeError, "the batch is already complete: no callback can be added");
+            goto fail;
+        }
+        entry = PyTuple_Pack(3, future, callback, Py_True);
+        if (entry == NULL)
+            goto fail;
+    }
+    RecordsCore before = *builder;
+    Py_ssize_t before_len = PyByteArray_GET_SIZE(builder->buf);
+    Py_ssize_t added = records_encode(builder, r->ts, &r->k, &r->v, &r->h); /* changes nothing if it fails */
+    if (added <= 0) {
+        if (added == 0) /* refused by the builder's max_size */
+            *refused = 1;
+        goto fail;
+    }
+    if (PyList_Append(futures, future) < 0)
+        goto undo_encode;
+    if (entry != NULL && PyList_Append(callbacks, entry) < 0)
+        goto undo_futures;
+    int set_full = builder->size >= limit;
+    if (set_full && PyObject_SetAttr(batch, str_full, Py_True) < 0)
+        goto undo_callbacks;
+    if (hook != NULL && hook(context, r->estimate) < 0)
+        goto undo_full;
+    Py_XDECREF(entry);
+    Py_XDECREF(callbacks);
+    return future;
+undo_full:
+    if (set_full) {
+        PyObject *exc_type, *exc_value, *exc_tb;
+        PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+        if (PyObject_SetAttr(batch, str_full, Py_False) < 0) /* a slot of ProducerBatch: does not fail */
+            PyErr_Clear();
+        PyErr_Restore(exc_type, exc_value, exc_tb);
+    }
+undo_callbacks:
+    if (entry != NULL)
+        list_pop_last(callbacks);
+undo_futures:
+    list_pop_last(futures);
+undo_encode: {
+        PyObject *exc_type, *exc_value, *exc_tb;
+        PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+        if (PyByteArray_Resize(builder->buf, before_len) < 0) /* shrinking: does not fail */
+            PyErr_Clear();
+        builder->count = before.count;
+        builder->size = before.size;
+        builder->max_record = before.max_record;
+        builder->max_ts = before.max_ts;
+        builder->base_ts = before.base_ts;
+        builder->has_base = before.has_base;
+        PyErr_Restore(exc_type, exc_value, exc_tb);
+    }
+fail:
+    Py_XDECREF(entry);
+    Py_XDECREF(callbacks);
+    Py_DECREF(future);
+    return NULL;
+}
+
+/* record_prepare + record_commit: the future; NULL with *refused set (no room, no
+ * error) or with an error; nothing changed unless a future is returned. */
 static PyObject *append_one(PyTypeObject *future_type, PyObject *batch, RecordsCore *builder, PyObject *futures,
                             PyObject *timestamp, PyObject *key, PyObject *value, PyObject *headers,
                             PyObject *callback, Py_ssize_t limit, Py_ssize_t *estimate, int *refused)
 {
-    bytesarg k, v;
-    headers_t h;
+    record_t r;
     PyObject *future = NULL;
-    long long ts;
     *refused = 0;
-    if (check_open(builder) < 0 || get_timestamp(timestamp, &ts) < 0)
-        return NULL;
-    if (bytesarg_get(key, &k, "key") < 0)
-        return NULL;
-    if (bytesarg_get(value, &v, "value") < 0) {
-        bytesarg_release(&k);
-        return NULL;
+    if (record_prepare(&r, timestamp, key, value, headers) == 0) {
+        *estimate = r.estimate;
+        future = record_commit(future_type, batch, builder, futures, &r, callback, limit, refused, NULL, NULL);
     }
-    if (headers_get(headers, &h) < 0)
-        goto done;
-    *estimate = RECORD_OVERHEAD + (k.len > 0 ? k.len : 0) + (v.len > 0 ? v.len : 0) + h.estimate;
-    if (builder->size + *estimate > limit) {
-        *refused = 1;
-        goto done;
-    }
-    Py_ssize_t index = PyList_GET_SIZE(futures);
-    RecordsCore before = *builder; /* to undo the append if its future cannot be made */
-    Py_ssize_t before_len = PyByteArray_GET_SIZE(builder->buf);
-    if (records_encode(builder, ts, &k, &v, &h) < 0)
-        goto done;
-    future = new_future(future_type, batch, index, ts, k.len, v.len);
-    if (future == NULL || PyList_Append(futures, future) < 0) {
-        Py_CLEAR(future); /* out of memory: take the record out again, so batch and futures agree */
-        PyObject *exc_type, *exc_value, *exc_tb;
-        PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
-        if (PyByteArray_Resize(builder->buf, before_len) == 0) {
-            builder->count = before.count;
-            builder->size = before.size;
-            builder->max_record = before.max_record;
-            builder->max_ts = before.max_ts;
-            builder->base_ts = before.base_ts;
-            builder->has_base = before.has_base;
-        }
-        PyErr_Restore(exc_type, exc_value, exc_tb);
-        goto done;
-    }
-    if (callback != Py_None) {
-        PyObject *callbacks = PyObject_GetAttr(batch, str_callbacks);
-        PyObject *entry = callbacks ? PyTuple_Pack(3, future, callback, Py_True) : NULL;
-        int ok = entry != NULL && PyList_Check(callbacks) && PyList_Append(callbacks, entry) == 0;
-        if (callbacks != NULL && !PyList_Check(callbacks))
-            PyErr_SetString(PyExc_RuntimeError, "the batch is already complete: no callback can be added");
-        Py_XDECREF(entry);
-        Py_XDECREF(callbacks);
-        if (!ok)
-            Py_CLEAR(future); /* the record stays in the batch; the caller sees the error */
-    }
-    if (future != NULL && builder->size >= limit && PyObject_SetAttr(batch, str_full, Py_True) < 0)
-        Py_CLEAR(future);
-done:
-    headers_release(&h);
-    bytesarg_release(&k);
-    bytesarg_release(&v);
+    record_release(&r);
     return future;
 }
 
@@ -839,7 +1019,7 @@ static PyObject *py_append_record(PyObject *module, PyObject *const *args, Py_ss
                         "takes 8 arguments");
         return NULL;
     }
-    if (check_future_type(args[0]) < 0)
+    if (need_configured(0) < 0 || check_future_type(args[0]) < 0)
         return NULL;
     Py_ssize_t limit = PyLong_AsSsize_t(args[7]);
     if (limit == -1 && PyErr_Occurred())
@@ -904,7 +1084,7 @@ static PyObject *py_append_many(PyObject *module, PyObject *const *args, Py_ssiz
         PyErr_SetString(PyExc_TypeError, "append_many() takes 14 arguments");
         return NULL;
     }
-    if (check_future_type(args[0]) < 0)
+    if (need_configured(0) < 0 || check_future_type(args[0]) < 0)
         return NULL;
     PyTypeObject *future_type = (PyTypeObject *)args[0];
     PyObject *batches = args[1], *values = args[2], *keys = args[3], *timestamps = args[4];
@@ -1079,6 +1259,8 @@ typedef struct {
     Py_ssize_t sticky_batch_size;
     Py_ssize_t max_request_size;
     Py_ssize_t buffer_memory;
+    long long max_timestamp;   /* producer.recordcheck.MAX_TIMESTAMP */
+    Py_ssize_t max_partitions; /* producer.recordcheck.MAX_PARTITIONS */
     int keyed;                 /* not partitioner.ignore.keys */
     PyTypeObject *state_type;  /* the partition states' type, once seen */
     Py_ssize_t queue_offset;   /* where its `queue` slot lives in the object; 0: read it by name */
@@ -1130,16 +1312,17 @@ static int sendpath_init(SendPath *self, PyObject *args, PyObject *kwds)
 {
     static char *kwlist[] = {"accumulator", "queues", "lock", "sticky_current", "sticky_produced", "sticky_next",
                              "sticky_batch_size", "wakeup", "future_type", "batch_size", "metadata", "keyed",
-                             "max_request_size", "buffer_memory", NULL};
+                             "max_request_size", "buffer_memory", "max_timestamp", "max_partitions", NULL};
     PyObject *accumulator, *queues, *lock, *current, *produced, *next, *wakeup, *future_type, *metadata;
-    Py_ssize_t sticky_batch_size, batch_size, max_request_size, buffer_memory;
+    Py_ssize_t sticky_batch_size, batch_size, max_request_size, buffer_memory, max_partitions;
+    long long max_timestamp;
     int keyed;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OO!OO!O!OnOOnOpnn:SendPath", kwlist, &accumulator, &PyDict_Type,
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "$OO!OO!O!OnOOnOpnnLn:SendPath", kwlist, &accumulator, &PyDict_Type,
                                      &queues, &lock, &PyDict_Type, &current, &PyDict_Type, &produced, &next,
                                      &sticky_batch_size, &wakeup, &future_type, &batch_size, &metadata, &keyed,
-                                     &max_request_size, &buffer_memory))
+                                     &max_request_size, &buffer_memory, &max_timestamp, &max_partitions))
         return -1;
-    if (check_future_type(future_type) < 0)
+    if (need_configured(0) < 0 || check_future_type(future_type) < 0)
         return -1;
     PyObject *acquire = PyObject_GetAttrString(lock, "acquire");
     PyObject *release = acquire ? PyObject_GetAttrString(lock, "release") : NULL;
@@ -1171,6 +1354,8 @@ static int sendpath_init(SendPath *self, PyObject *args, PyObject *kwds)
     self->keyed = keyed;
     self->max_request_size = max_request_size;
     self->buffer_memory = buffer_memory;
+    self->max_timestamp = max_timestamp;
+    self->max_partitions = max_partitions;
     return 0;
 }
 
@@ -1245,7 +1430,68 @@ static PyObject *open_batch(SendPath *self, PyObject *topic, long partition)
     return batch;
 }
 
-/* Under the lock: append into the open batch, sticky bookkeeping. A future, None, or NULL. */
+/* SendPath's sticky bookkeeping, run by record_commit once the record is in:
+ * StickyPartitioner.on_append(topic, partition, estimate, num_partitions, available).
+ * The byte count goes into an existing key of _produced (does not fail); a record
+ * that completes the batch.size budget draws the next partition (_next, Python),
+ * and should that raise, both of the partitioner's entries for the topic are put
+ * back, so the record can be taken out with nothing changed. */
+typedef struct {
+    SendPath *self;
+    PyObject *topic;
+    Py_ssize_t num_partitions;
+    long partition;
+    Py_ssize_t produced_before;
+} sticky_step_t;
+
+static int sticky_step(void *context, Py_ssize_t estimate)
+{
+    sticky_step_t *c = (sticky_step_t *)context;
+    SendPath *self = c->self;
+    Py_ssize_t total = c->produced_before + estimate;
+    if (total < self->sticky_batch_size) {
+        PyObject *value = PyLong_FromSsize_t(total);
+        if (value == NULL)
+            return -1;
+        int failed = PyDict_SetItem(self->sticky_produced, c->topic, value); /* an existing key */
+        Py_DECREF(value);
+        return failed;
+    }
+    PyObject *old_current = PyDict_GetItemWithError(self->sticky_current, c->topic);
+    PyObject *old_produced = old_current ? PyDict_GetItemWithError(self->sticky_produced, c->topic) : NULL;
+    if (old_produced == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "the sticky partitioner lost its entry for the topic");
+        return -1;
+    }
+    Py_INCREF(old_current);
+    Py_INCREF(old_produced);
+    PyObject *all = PyObject_GetAttr(self->metadata, str_available);
+    PyObject *available = all && PyDict_Check(all) ? PyDict_GetItemWithError(all, c->topic) : NULL;
+    PyObject *r = NULL;
+    if (all != NULL && !PyErr_Occurred())
+        r = PyObject_CallFunction(self->sticky_next, "OnOl", c->topic, c->num_partitions,
+                                  available ? available : Py_None, c->partition);
+    Py_XDECREF(all);
+    int failed = r == NULL;
+    Py_XDECREF(r);
+    if (failed) { /* put the partitioner's entries back (existing keys: does not fail) */
+        PyObject *exc_type, *exc_value, *exc_tb;
+        PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+        if (PyDict_SetItem(self->sticky_current, c->topic, old_current) < 0
+            || PyDict_SetItem(self->sticky_produced, c->topic, old_produced) < 0)
+            PyErr_Clear();
+        PyErr_Restore(exc_type, exc_value, exc_tb);
+    }
+    Py_DECREF(old_current);
+    Py_DECREF(old_produced);
+    return failed ? -1 : 0;
+}
+
+/* Under the lock: append into the open batch, sticky bookkeeping; all or nothing.
+ * A future, None (nothing changed: the Python path takes the record), or NULL with
+ * an error (nothing changed): record_commit runs the sticky step after the record
+ * is in and takes the record out again should it fail. */
 static PyObject *sendpath_locked(SendPath *self, PyObject *topic, long partition, int sticky,
                                  Py_ssize_t num_partitions, PyObject *timestamp, PyObject *key, PyObject *value,
                                  PyObject *headers, PyObject *callback, int *became_full_out)
@@ -1257,6 +1503,7 @@ static PyObject *sendpath_locked(SendPath *self, PyObject *topic, long partition
         return NULL;
     if (is_closed)
         Py_RETURN_NONE;
+    sticky_step_t step = {self, topic, num_partitions, -1, 0};
     if (sticky) {
         PyObject *current = PyDict_GetItemWithError(self->sticky_current, topic);
         if (current == NULL) {
@@ -1269,6 +1516,16 @@ static PyObject *sendpath_locked(SendPath *self, PyObject *topic, long partition
             return NULL;
         if (partition < 0 || partition >= num_partitions)
             Py_RETURN_NONE;
+        PyObject *produced = PyDict_GetItemWithError(self->sticky_produced, topic);
+        if (produced == NULL) {
+            if (PyErr_Occurred())
+                return NULL;
+            Py_RETURN_NONE; /* no count to add to: StickyPartitioner._next makes both entries */
+        }
+        step.produced_before = PyLong_AsSsize_t(produced);
+        if (step.produced_before == -1 && PyErr_Occurred())
+            return NULL;
+        step.partition = partition;
     }
     PyObject *batch = open_batch(self, topic, partition);
     if (batch == NULL) {
@@ -1276,78 +1533,53 @@ static PyObject *sendpath_locked(SendPath *self, PyObject *topic, long partition
             return NULL;
         Py_RETURN_NONE;
     }
+    PyObject *future = NULL;
     RecordsCore *builder = batch_builder(batch);
     PyObject *futures = builder ? PyObject_GetAttr(batch, str_futures) : NULL;
-    if (futures == NULL || !PyList_Check(futures)) {
-        if (futures != NULL)
-            PyErr_SetString(PyExc_TypeError, "batch.futures must be a list");
-        Py_XDECREF(futures);
-        Py_XDECREF(builder);
-        Py_DECREF(batch);
-        return NULL;
+    record_t r;
+    int prepared = 0;
+    if (futures == NULL)
+        goto done;
+    if (!PyList_Check(futures)) {
+        PyErr_SetString(PyExc_TypeError, "batch.futures must be a list");
+        goto done;
     }
-    Py_ssize_t estimate;
+    prepared = 1;
+    if (record_prepare(&r, timestamp, key, value, headers) < 0)
+        goto done;
     int refused;
-    PyObject *future = append_one((PyTypeObject *)self->future_type, batch, builder, futures, timestamp, key, value,
-                                  headers, callback, self->batch_size, &estimate, &refused);
-    int became_full = future != NULL && builder->size >= self->batch_size;
-    Py_DECREF(futures);
-    Py_DECREF(builder);
-    Py_DECREF(batch);
+    future = record_commit((PyTypeObject *)self->future_type, batch, builder, futures, &r, callback, self->batch_size,
+                           &refused, sticky ? sticky_step : NULL, &step);
     if (future == NULL) {
-        if (refused && !PyErr_Occurred())
-            Py_RETURN_NONE; /* no room: the Python path marks it full and opens a batch */
+        if (refused && !PyErr_Occurred()) {
+            future = Py_None; /* no room: the Python path marks the batch full and opens one */
+            Py_INCREF(future);
+        }
+        goto done;
+    }
+    *became_full_out = builder->size >= self->batch_size; /* the caller wakes the sender after the release */
+done:
+    if (prepared)
+        record_release(&r);
+    Py_XDECREF(futures);
+    Py_XDECREF(builder);
+    Py_DECREF(batch);
+    return future;
+}
+
+/* A call after the record was committed failed (lock release, wake-up; neither does
+ * in practice). The record is queued and will be sent, so the caller must get its
+ * future, not an exception it would answer with a retry (a duplicate): an Exception
+ * is reported as unraisable; a KeyboardInterrupt or SystemExit propagates. With no
+ * record committed (future NULL or None) the error propagates. */
+static PyObject *after_commit(PyObject *what, PyObject *future)
+{
+    if (future == NULL || future == Py_None || !PyErr_ExceptionMatches(PyExc_Exception)) {
+        Py_XDECREF(future);
         return NULL;
     }
-    *became_full_out = became_full; /* the caller wakes the sender once the lock is released */
-    if (sticky) {
-        /* StickyPartitioner.on_append(topic, partition, estimate, num_partitions, available) */
-        PyObject *current = PyDict_GetItemWithError(self->sticky_current, topic);
-        if (current == NULL && PyErr_Occurred())
-            goto fail;
-        if (current == NULL || PyLong_AsLong(current) != partition) {
-            if (PyErr_Occurred())
-                goto fail;
-            return future;
-        }
-        PyObject *produced = PyDict_GetItemWithError(self->sticky_produced, topic);
-        Py_ssize_t total = estimate;
-        if (produced != NULL) {
-            Py_ssize_t before = PyLong_AsSsize_t(produced);
-            if (before == -1 && PyErr_Occurred())
-                goto fail;
-            total += before;
-        } else if (PyErr_Occurred()) {
-            goto fail;
-        }
-        if (total >= self->sticky_batch_size) {
-            PyObject *all = PyObject_GetAttr(self->metadata, str_available);
-            if (all == NULL)
-                goto fail;
-            PyObject *available = PyDict_Check(all) ? PyDict_GetItemWithError(all, topic) : NULL;
-            if (available == NULL && PyErr_Occurred()) {
-                Py_DECREF(all);
-                goto fail;
-            }
-            PyObject *r = PyObject_CallFunction(self->sticky_next, "OnOl", topic, num_partitions,
-                                                available ? available : Py_None, partition);
-            Py_DECREF(all);
-            if (r == NULL)
-                goto fail;
-            Py_DECREF(r);
-        } else {
-            PyObject *value_obj = PyLong_FromSsize_t(total);
-            if (value_obj == NULL || PyDict_SetItem(self->sticky_produced, topic, value_obj) < 0) {
-                Py_XDECREF(value_obj);
-                goto fail;
-            }
-            Py_DECREF(value_obj);
-        }
-    }
+    PyErr_WriteUnraisable(what);
     return future;
-fail:
-    Py_DECREF(future);
-    return NULL;
 }
 
 /* send(topic, value, key, partition, timestamp, headers, callback) -> future | None */
@@ -1373,7 +1605,7 @@ static PyObject *sendpath_call(SendPath *self, PyObject *const *args, size_t nar
     Py_DECREF(counts);
     if (PyErr_Occurred())
         return NULL;
-    if (num_partitions <= 0)
+    if (num_partitions <= 0 || num_partitions > self->max_partitions)
         Py_RETURN_NONE; /* no metadata yet: the Python path waits for it */
     long partition = -1;
     int sticky = 0;
@@ -1407,7 +1639,7 @@ static PyObject *sendpath_call(SendPath *self, PyObject *const *args, size_t nar
             Py_RETURN_NONE;
         int overflow = 0;
         long long ts = PyLong_AsLongLongAndOverflow(timestamp, &overflow);
-        if (overflow || ts < 0) {
+        if (overflow || ts < 0 || ts > self->max_timestamp) {
             PyErr_Clear();
             Py_RETURN_NONE; /* negative or too large: the Python path raises */
         }
@@ -1415,7 +1647,7 @@ static PyObject *sendpath_call(SendPath *self, PyObject *const *args, size_t nar
         ts_obj = timestamp;
     }
     Py_ssize_t size = (key_len > 0 ? key_len : 0) + (value_len > 0 ? value_len : 0);
-    if (size + 61 > self->max_request_size || size > self->buffer_memory) {
+    if (size + batch_header_size > self->max_request_size || size > self->buffer_memory) {
         Py_DECREF(ts_obj);
         Py_RETURN_NONE; /* too large: the Python path raises */
     }
@@ -1434,20 +1666,17 @@ static PyObject *sendpath_call(SendPath *self, PyObject *const *args, size_t nar
     PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
     r = PyObject_CallNoArgs(self->release);
     if (r == NULL) {
-        Py_XDECREF(future);
         Py_XDECREF(exc_type);
         Py_XDECREF(exc_value);
         Py_XDECREF(exc_tb);
-        return NULL;
+        return after_commit(self->release, future);
     }
     Py_DECREF(r);
     PyErr_Restore(exc_type, exc_value, exc_tb);
-    if (became_full && future != NULL) {
+    if (became_full && future != NULL && future != Py_None) {
         r = PyObject_CallNoArgs(self->wakeup);
-        if (r == NULL) {
-            Py_DECREF(future);
-            return NULL;
-        }
+        if (r == NULL)
+            return after_commit(self->wakeup, future);
         Py_DECREF(r);
     }
     return future;
@@ -1487,7 +1716,8 @@ static PyTypeObject SendPath_Type = {
  * arguments of the common case (a topic, no headers) it calls the SendPath in
  * self._fast_send directly and returns its future; in every other case (no
  * SendPath, headers, SendPath answering None) it calls
- * self._send_python(topic, value, key, partition, timestamp, headers, callback),
+ * self._send_fallback(self, topic, value, key, partition, timestamp, headers, callback)
+ * (Producer._send_python, set by Producer.__init__: C looks up no attribute by name),
  * which is the reference and raises the errors; a call that does not fit
  * send()'s signature raises the TypeError Python would. Saves the Python frame of send(), ~0.1 µs
  * per record. Twin: producer.fastpath._SendCorePy. */
@@ -1495,21 +1725,23 @@ static PyTypeObject SendPath_Type = {
 typedef struct {
     PyObject_HEAD
     PyObject *fast_send; /* a SendPath (or any callable taking its 7 arguments), or NULL/None */
+    PyObject *fallback;  /* _send_fallback: called as fallback(self, the 7 arguments) */
 } SendCore;
 
 #define SEND_ARGS 7
 static PyObject *send_arg_names[SEND_ARGS]; /* topic, value, key, partition, timestamp, headers, callback */
-static PyObject *str_send_python;
 
 static int sendcore_traverse(SendCore *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->fast_send);
+    Py_VISIT(self->fallback);
     return 0;
 }
 
 static int sendcore_clear(SendCore *self)
 {
     Py_CLEAR(self->fast_send);
+    Py_CLEAR(self->fallback);
     return 0;
 }
 
@@ -1582,11 +1814,19 @@ static PyObject *sendcore_send(SendCore *self, PyObject *const *args, Py_ssize_t
             return future; /* the future, or NULL with the error set */
         Py_DECREF(future);
     }
-    PyObject *method = PyObject_GetAttr((PyObject *)self, str_send_python);
-    if (method == NULL)
+    PyObject *fallback = self->fallback;
+    if (fallback == NULL || fallback == Py_None) {
+        PyErr_SetString(PyExc_TypeError, "SendCore: set _send_fallback (a function taking self and send()'s 7 "
+                                         "arguments) before calling send()");
         return NULL;
-    PyObject *result = PyObject_Vectorcall(method, a, SEND_ARGS, NULL);
-    Py_DECREF(method);
+    }
+    PyObject *b[SEND_ARGS + 1];
+    b[0] = (PyObject *)self;
+    for (int j = 0; j < SEND_ARGS; j++)
+        b[j + 1] = a[j];
+    Py_INCREF(fallback); /* the call may replace self->fallback */
+    PyObject *result = PyObject_Vectorcall(fallback, b, SEND_ARGS + 1, NULL);
+    Py_DECREF(fallback);
     return result;
 }
 
@@ -1606,6 +1846,9 @@ static PyMethodDef sendcore_methods[] = {
 static PyMemberDef sendcore_members[] = {
     {"_fast_send", T_OBJECT, offsetof(SendCore, fast_send), 0,
      "The producer's SendPath (None: every send() takes the Python path)."},
+    {"_send_fallback", T_OBJECT, offsetof(SendCore, fallback), 0,
+     "fallback(self, topic, value, key, partition, timestamp, headers, callback): send() for every "
+     "record the SendPath does not take (Producer._send_python)."},
     {NULL},
 };
 
@@ -1626,9 +1869,14 @@ static PyTypeObject SendCore_Type = {
 /* -- module ---------------------------------------------------------------------------- */
 
 static PyMethodDef module_methods[] = {
+    {"configure", (PyCFunction)(void (*)(void))py_configure, METH_VARARGS | METH_KEYWORDS,
+     "configure(*, batch_header_size, record_overhead, header_overhead): the constants Python defines "
+     "(any subset; called at import by protocol.records and producer.fastpath)"},
     {"murmur2", (PyCFunction)py_murmur2, METH_O, "murmur2(data) -> Kafka's murmur2 hash as Java returns it (signed)"},
     {"partitions_for_keys", (PyCFunction)(void (*)(void))py_partitions_for_keys, METH_FASTCALL,
      "partitions_for_keys(keys, num_partitions) -> list: toPositive(murmur2(key)) % n, -1 for a null key"},
+    {"hold_batch", (PyCFunction)(void (*)(void))py_hold_batch, METH_FASTCALL,
+     "hold_batch(futures, batch): each record future holds its completed batch strongly"},
     {"scan_bytes", (PyCFunction)py_scan_bytes, METH_O,
      "scan_bytes(seq) -> (index of the first item neither bytes nor None or -1, largest length before it)"},
     {"append_record", (PyCFunction)(void (*)(void))py_append_record, METH_FASTCALL,
@@ -1658,9 +1906,6 @@ PyMODINIT_FUNC PyInit__speedups(void)
         if (send_arg_names[j] == NULL)
             return NULL;
     }
-    str_send_python = PyUnicode_InternFromString("_send_python");
-    if (str_send_python == NULL)
-        return NULL;
     str_closed = PyUnicode_InternFromString("closed");
     str_queue = PyUnicode_InternFromString("queue");
     str_partition_counts = PyUnicode_InternFromString("partition_counts");

@@ -23,10 +23,11 @@ from kprod.errors import (
     ConfigError,
     ForkedProducerError,
     InterruptError,
+    InvalidArgumentError,
+    InvalidArgumentTypeError,
     KafkaError,
     KafkaTimeoutError,
     ProducerClosedError,
-    RecordTooLargeError,
     SerializationError,
 )
 from kprod.net.address import parse_address
@@ -41,10 +42,17 @@ from kprod.metrics import MetricConfig, MetricName, Metrics
 from kprod.plugins import load_plugins
 from kprod.producer.metadata import ClusterMetadata, MetadataNeeded, PartitionInfo
 from kprod.producer.metrics import ProducerMetrics
+from kprod.producer.recordcheck import (
+    check_headers,
+    check_partition,
+    check_size,
+    check_timestamp,
+    check_topic,
+    check_value_bytes,
+)
 from kprod.producer.sender import Sender
 from kprod.producer.sticky import StickyPartitioner
 from kprod.protocol.compression import codec_for_name
-from kprod.protocol.records import BATCH_HEADER_SIZE
 from kprod.record import Header, ProducerRecord
 
 __all__ = ["Producer"]
@@ -149,6 +157,7 @@ class Producer(SendCore):
             self._metrics_registry.add_reporter(reporter)
         self._append_path: Callable[..., RecordFuture | None] | None = None
         self._build_send_path()
+        self._send_fallback = type(self)._send_python
         self._thread = threading.Thread(target=self._sender.run, name=f"kprod-network-thread | {self.client_id}", daemon=True)
         self._thread.start()
         _live_producers.add(self)
@@ -182,13 +191,18 @@ class Producer(SendCore):
                 callback, value = value, None  # send(record, cb) positional form
             name, value, key, partition, timestamp, headers = topic
         else:
-            raise TypeError(
-                f"send() takes a topic name (str) or a ProducerRecord, not {type(topic).__name__}."
-            )
+            name = check_topic(topic)  # raises: not a str
         if self._interceptors:
             name, value, key, partition, timestamp, headers, callback = self._intercept(
                 name, value, key, partition, timestamp, headers, callback
             )
+        if type(name) is not str:
+            check_topic(name)
+        # The record check (producer/recordcheck.py) before anything is waited for, reserved or counted.
+        if timestamp is not None:
+            check_timestamp(name, timestamp)
+        if headers is not None:
+            headers = check_headers(name, headers)
         metadata = self._metadata
         num_partitions = metadata.partition_counts.get(name)
         if num_partitions is None:
@@ -211,21 +225,12 @@ class Producer(SendCore):
             else:
                 partition = -1
         elif type(partition) is not int or not 0 <= partition < num_partitions:
-            raise _bad_partition(name, partition, num_partitions)
+            check_partition(name, partition, num_partitions)  # raises
 
         if timestamp is None:
             timestamp = _time_ns() // 1_000_000
-        elif type(timestamp) is not int or timestamp < 0:
-            raise ValueError(
-                f"Invalid timestamp {timestamp!r} for a record to {name}: "
-                "give milliseconds since the epoch as a non-negative int, or None for now."
-            )
-        if headers is not None:
-            headers = _check_headers(name, headers)
-
-        size = (len(key_bytes) if key_bytes else 0) + (len(value_bytes) if value_bytes else 0)
-        if size + BATCH_HEADER_SIZE > self._max_request_size or size > self._buffer_memory:
-            self._raise_too_large(name, size)
+        check_size(name, (len(key_bytes) if key_bytes else 0) + (len(value_bytes) if value_bytes else 0),
+                   self._max_request_size, self._buffer_memory)
         append_path = self._append_path
         if append_path is not None:
             future = append_path(name, value_bytes, key_bytes, None if partition < 0 else partition, timestamp,
@@ -265,17 +270,28 @@ class Producer(SendCore):
         after ``max.block.ms``, or the producer closed meanwhile) gets, with every
         record after it, a future already failed with that error (their callbacks
         run at once); the records before it are sent as usual. With interceptors
-        configured, this is ``send()`` per record.
+        configured, this is ``send()`` per record after the timestamps and headers
+        of all records are checked: a record the interceptors' result makes
+        ``send()`` refuse stops the call, and the records before it stay queued.
         """
         if self._closed or self._forked:
             self._raise_unusable()
         if type(topic) is not str:
-            raise TypeError(f"send_many() takes a topic name (str), not {type(topic).__name__}.")
+            raise InvalidArgumentTypeError(f"send_many() takes a topic name (str), not {type(topic).__name__}.",
+                                           field="topic")
         values = _as_sequence("values", values, None)
         n = len(values)
         keys = None if keys is None else _as_sequence("keys", keys, n)
         timestamps = None if timestamps is None else _as_sequence("timestamps", timestamps, n)
         headers = None if headers is None else _as_sequence("headers", headers, n)
+        # The record check (producer/recordcheck.py) of every record before any is queued.
+        if timestamps is not None:
+            for index, timestamp in enumerate(timestamps):
+                if timestamp is not None:
+                    check_timestamp(topic, timestamp, index)
+        if headers is not None:
+            headers = [None if record_headers is None else check_headers(topic, record_headers, index)
+                       for index, record_headers in enumerate(headers)]
         if self._interceptors:
             return [
                 self.send(topic, values[i], keys[i] if keys is not None else None, partition,
@@ -293,20 +309,16 @@ class Producer(SendCore):
         value_bytes, longest_value = self._serialize_many(topic, values, self._value_serializer, self._value_is_bytes, "value")
         key_bytes, longest_key = (None, 0) if keys is None else self._serialize_many(
             topic, keys, self._key_serializer, self._key_is_bytes, "key")
-        if longest_key + longest_value + BATCH_HEADER_SIZE > self._max_request_size or longest_key + longest_value > self._buffer_memory:
+        try:
+            check_size(topic, longest_key + longest_value, self._max_request_size, self._buffer_memory)
+        except KafkaError:  # some record is too large: name the first
             for index in range(n):
-                size = (len(key_bytes[index] or b"") if key_bytes is not None else 0) + len(value_bytes[index] or b"")
-                try:
-                    if size + BATCH_HEADER_SIZE > self._max_request_size or size > self._buffer_memory:
-                        self._raise_too_large(topic, size)
-                except RecordTooLargeError as exc:
-                    raise RecordTooLargeError(f"Record {index} of send_many(): {exc} No record of the call was sent.") from None
+                check_size(topic, (len(key_bytes[index] or b"") if key_bytes is not None else 0)
+                           + len(value_bytes[index] or b""), self._max_request_size, self._buffer_memory, index)
 
         partitions: int | list[int]
         if partition is not None:
-            if type(partition) is not int or not 0 <= partition < num_partitions:
-                raise _bad_partition(topic, partition, num_partitions)
-            partitions = partition
+            partitions = check_partition(topic, partition, num_partitions)
         elif self._partitioner is not None:
             partitions = [
                 self._custom_partition(topic, keys[i] if keys is not None else None,
@@ -318,22 +330,6 @@ class Producer(SendCore):
             partitions = partitions_for_keys(key_bytes, num_partitions)
         else:
             partitions = -1
-
-        if timestamps is not None:
-            for index, timestamp in enumerate(timestamps):
-                if timestamp is not None and (type(timestamp) is not int or not 0 <= timestamp < 1 << 63):
-                    raise ValueError(
-                        f"Invalid timestamp {timestamp!r} for record {index} of send_many() to {topic}: give "
-                        "milliseconds since the epoch as a non-negative int, or None for now. No record was sent."
-                    )
-        if headers is not None:
-            checked: list[Sequence[Header] | None] = []
-            for index, record_headers in enumerate(headers):
-                try:
-                    checked.append(None if record_headers is None else _check_headers(topic, record_headers))
-                except (SerializationError, TypeError) as exc:
-                    raise SerializationError(f"Record {index} of send_many(): {exc} No record was sent.") from None
-            headers = checked
 
         return self._accumulator.append_many(
             topic, partitions, _time_ns() // 1_000_000, timestamps, key_bytes, value_bytes, headers, callback,
@@ -468,8 +464,7 @@ class Producer(SendCore):
         self._build_send_path()
 
     def _wait_for_topic(self, topic: str) -> int:
-        if type(topic) is not str or not topic:
-            raise ValueError(f"Invalid topic {topic!r}: give a non-empty topic name (str).")
+        check_topic(topic)
         self._metadata.add_topic(topic, _monotonic_ms())
         self._wakeup()
         if self._max_block_ms is None:
@@ -495,24 +490,24 @@ class Producer(SendCore):
             "Create the topic (or enable auto-creation on the brokers), or check its name."
         )
 
-    def _serialize(self, serializer: Any, topic: str, data: Any, what: str) -> bytes | None:
+    def _serialize(self, serializer: Any, topic: str, data: Any, what: str, index: int | None = None) -> bytes | None:
         try:
             result = serializer(topic, data)
-        except SerializationError:
+        except SerializationError as exc:
+            if exc.field is None:
+                exc.field = what
+            if index is not None and exc.index is None:
+                exc.index = index
+                exc.args = (f"Record {index} of send_many(): {exc} Nothing was sent.",)
             raise
         except Exception as exc:
+            where = f"record {index} of send_many() to" if index is not None else "a record for"
             raise SerializationError(
-                f"Could not serialize the {what} of a record for topic {topic} "
-                f"({type(data).__name__}): {exc}. Check {what}.serializer."
+                f"Could not serialize the {what} of {where} topic {topic} "
+                f"({type(data).__name__}): {exc}. Check {what}.serializer. Nothing was sent.",
+                topic=topic, is_key=what == "key", field=what, index=index,
             ) from exc
-        if result is not None and type(result) is not bytes:
-            if isinstance(result, (bytearray, memoryview)):
-                return bytes(result)
-            raise SerializationError(
-                f"The {what}.serializer returned {type(result).__name__} for topic {topic}; "
-                "a serializer must return bytes or None."
-            )
-        return result
+        return check_value_bytes(topic, result, what, index)
 
     def _serialize_many(self, topic: str, items: Sequence[Any], serializer: Any, is_bytes: bool,
                         what: str) -> tuple[Sequence[bytes | None], int]:
@@ -527,10 +522,7 @@ class Producer(SendCore):
             if is_bytes and (item is None or type(item) is bytes):
                 data = item
             else:
-                try:
-                    data = self._serialize(serializer, topic, item, what)
-                except SerializationError as exc:
-                    raise SerializationError(f"Record {index} of send_many(): {exc} No record was sent.") from exc
+                data = self._serialize(serializer, topic, item, what, index)
             if data is not None and len(data) > longest:
                 longest = len(data)
             out.append(data)
@@ -540,7 +532,7 @@ class Producer(SendCore):
         assert self._partitioner is not None
         partition = self._partitioner.partition(topic, key, key_bytes, value, value_bytes, _ClusterView(self._metadata))
         if type(partition) is not int or not 0 <= partition < num_partitions:
-            raise _bad_partition(topic, partition, num_partitions, by="partitioner.class")
+            check_partition(topic, partition, num_partitions, by="partitioner.class")  # raises
         return partition
 
     def _intercept(self, topic: str, value: Any, key: Any, partition: int | None, timestamp: int | None,
@@ -565,14 +557,6 @@ class Producer(SendCore):
 
         return (*record, acknowledged)
 
-    def _raise_too_large(self, topic: str, size: int) -> None:
-        limit = min(self._max_request_size, self._buffer_memory)
-        which = "max.request.size" if self._max_request_size <= self._buffer_memory else "buffer.memory"
-        raise RecordTooLargeError(
-            f"The record for topic {topic} is {size} bytes serialized, larger than {which} ({limit} bytes); "
-            f"it was not sent. Raise {which} (and the topic's max.message.bytes) or send smaller records."
-        )
-
 
 class _ClusterView:
     """What a custom partitioner may ask about the cluster."""
@@ -592,13 +576,6 @@ class _ClusterView:
         return list(self._metadata.available.get(topic, ()))
 
 
-def _bad_partition(topic: str, partition: Any, num_partitions: int, by: str = "the record") -> ValueError:
-    return ValueError(
-        f"Invalid partition {partition!r} for topic {topic} (set by {by}): it has {num_partitions} partitions, "
-        f"so give an int from 0 to {num_partitions - 1}, or None to let the partitioner choose."
-    )
-
-
 def _moved_to(batch: ProducerBatch) -> list[ProducerBatch]:
     """The batches a split batch's records moved to (none if it was not split)."""
     if not batch.split:
@@ -610,27 +587,15 @@ def _as_sequence(name: str, items: Any, length: int | None) -> Sequence[Any]:
     """send_many()'s ``values`` / ``keys`` / ... as a list or tuple (as long as ``values``)."""
     if type(items) is not list and type(items) is not tuple:
         if isinstance(items, (str, bytes, bytearray, memoryview)) or not hasattr(items, "__iter__"):
-            raise TypeError(
-                f"send_many() takes {name} as a sequence with one item per record, not {type(items).__name__}."
+            raise InvalidArgumentTypeError(
+                f"send_many() takes {name} as a sequence with one item per record, not {type(items).__name__}.",
+                field=name,
             )
         items = list(items)
     if length is not None and len(items) != length:
-        raise ValueError(f"send_many() got {len(items)} {name} for {length} values: give one per record, or None.")
+        raise InvalidArgumentError(
+            f"send_many() got {len(items)} {name} for {length} values: give one per record, or None.", field=name)
     return items  # type: ignore[no-any-return]
-
-
-def _check_headers(topic: str, headers: Sequence[Header]) -> Sequence[Header]:
-    for header in headers:
-        if (
-            type(header) is not tuple or len(header) != 2 or type(header[0]) is not str
-            or not (header[1] is None or type(header[1]) is bytes)
-        ):
-            if isinstance(header, (tuple, list)) and len(header) == 2 and isinstance(header[0], str) and isinstance(header[1], (bytearray, memoryview)):
-                return [(k, bytes(v) if v is not None else None) for k, v in headers]
-            raise SerializationError(
-                f"Invalid header {header!r} on a record for topic {topic}: headers are (str, bytes | None) pairs."
-            )
-    return headers
 
 
 _JMX_REPORTER = "org.apache.kafka.common.metrics.JmxReporter"

@@ -38,7 +38,10 @@ __all__ = [
     "FatalProducerError",
     "ForkedProducerError",
     "InterruptError",
+    "InvalidArgumentError",
+    "InvalidArgumentTypeError",
     "InvalidMetadataError",
+    "InvalidTopicNameError",
     "KafkaConnectionError",
     "KafkaError",
     "KafkaTimeoutError",
@@ -139,7 +142,9 @@ class SerializationError(KafkaError):
 
     Raised from ``send()``, before the record reaches the buffer. ``is_key`` says
     whether the key (True) or the value (False) failed, when known; ``expected``
-    and ``received`` describe the data, when the serializer could tell.
+    and ``received`` describe the data, when the serializer could tell; ``field``
+    names the record field (``"key"``, ``"value"``, ``"headers"``) and ``index``
+    the record's position in a ``send_many()`` call, when known.
     """
 
     default_message = (
@@ -156,11 +161,45 @@ class SerializationError(KafkaError):
         is_key: bool | None = None,
         expected: str | None = None,
         received: str | None = None,
+        field: str | None = None,
+        index: int | None = None,
     ) -> None:
         super().__init__(message, topic=topic, partition=partition)
         self.is_key = is_key
         self.expected = expected
         self.received = received
+        self.field = field
+        self.index = index
+
+
+class InvalidArgumentError(KafkaError, ValueError):
+    """An argument of a kprod call is not valid (Java IllegalArgumentException).
+
+    Raised before anything happens: a refused ``send()`` or ``send_many()``
+    queues nothing. Also a ``ValueError``. ``field`` names the argument at fault
+    (``"timestamp"``, ``"partition"``, ``"topic"``...); ``index`` is the record's
+    position in a ``send_many()`` call, else None.
+    """
+
+    default_message = "An argument is not valid{where}. Fix the argument named above."
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        topic: str | None = None,
+        partition: int | None = None,
+        field: str | None = None,
+        index: int | None = None,
+    ) -> None:
+        super().__init__(message, topic=topic, partition=partition)
+        self.field = field
+        self.index = index
+
+
+class InvalidArgumentTypeError(InvalidArgumentError, TypeError):
+    """An argument of a kprod call has the wrong type: an :class:`InvalidArgumentError`
+    that is also a ``TypeError``, so either ``except`` catches it."""
 
 
 class KafkaTimeoutError(RetriableError, TimeoutError):
@@ -530,6 +569,20 @@ class InvalidTopicError(BrokerResponseError, code=17, kafka_name="INVALID_TOPIC_
         "Use a topic name of 1 to 249 characters made of ASCII letters, digits, '.', '_' and '-',"
         " and do not write to internal topics."
     )
+
+
+class InvalidTopicNameError(InvalidTopicError, InvalidArgumentError):
+    """``send()`` was given a topic name that Kafka would refuse: refused at once, client side.
+
+    Both an :class:`InvalidTopicError` (what the broker answers for such a name; Java's
+    InvalidTopicException) and an :class:`InvalidArgumentError` (a ``ValueError``), with
+    ``field`` "topic"."""
+
+    def __init__(self, message: str, *, topic: str | None = None) -> None:
+        KafkaError.__init__(self, message, topic=topic)  # the client's words: no broker message to compose
+        self.error_message = None
+        self.field = "topic"
+        self.index = None
 
 
 class RecordListTooLargeError(BrokerResponseError, code=18, kafka_name="RECORD_LIST_TOO_LARGE"):

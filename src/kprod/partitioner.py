@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Protocol, runtime_checkable
 
 from kprod import _native
-from kprod.errors import ConfigError
+from kprod.errors import ConfigError, InvalidArgumentError, InvalidArgumentTypeError
+from kprod.producer.recordcheck import MAX_PARTITIONS
 
 __all__ = ["murmur2", "partition_for_key", "partitions_for_keys", "Partitioner", "RoundRobinPartitioner", "resolve_partitioner"]
 
@@ -68,22 +69,34 @@ murmur2: Callable[[bytes | bytearray | memoryview], int] = (
 
 def _partitions_for_keys_py(keys: Sequence[bytes | None], num_partitions: int) -> list[int]:
     """``partition_for_key`` of each key, -1 for a null key (pure Python)."""
-    if num_partitions <= 0:
-        raise ValueError(f"num_partitions must be at least 1, got {num_partitions}")
+    _check_count(num_partitions)
     return [-1 if key is None else (murmur2(key) & 0x7FFFFFFF) % num_partitions for key in keys]
 
 
-#: The partition Java's default partitioner picks for each serialized key of a
-#: sequence, -1 for a null key (the sticky partitioner places those); for send_many().
-partitions_for_keys: Callable[[Sequence[bytes | None], int], list[int]] = (
+_partitions_for_keys_impl: Callable[[Sequence[bytes | None], int], list[int]] = (
     _native.speedups.partitions_for_keys if _native.speedups is not None else _partitions_for_keys_py
 )
 
 
+def _check_count(num_partitions: Any) -> None:
+    """A partition count is an int from 1 to 2**31 - 1 (Kafka's partition numbers are int32)."""
+    if type(num_partitions) is not int or not 1 <= num_partitions <= MAX_PARTITIONS:
+        error = InvalidArgumentError if type(num_partitions) is int else InvalidArgumentTypeError
+        raise error(f"num_partitions must be an int from 1 to 2**31 - 1, got {num_partitions!r}.",
+                    field="num_partitions")
+
+
+def partitions_for_keys(keys: Sequence[bytes | None], num_partitions: int) -> list[int]:
+    """The partition Java's default partitioner picks for each serialized key of a
+    sequence, -1 for a null key (the sticky partitioner places those); for send_many().
+    Compiled (``kprod._speedups``) when built."""
+    _check_count(num_partitions)
+    return _partitions_for_keys_impl(keys, num_partitions)
+
+
 def partition_for_key(key: bytes | bytearray | memoryview, num_partitions: int) -> int:
     """The partition Java's default partitioner picks for a non-null serialized key."""
-    if num_partitions <= 0:
-        raise ValueError(f"num_partitions must be at least 1, got {num_partitions}")
+    _check_count(num_partitions)
     return (murmur2(key) & 0x7FFFFFFF) % num_partitions
 
 

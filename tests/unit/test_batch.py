@@ -48,7 +48,7 @@ def test_waiters_wake_only_after_the_callbacks_ran() -> None:
     batch.futures.append(future)
     callback_ran = threading.Event()
     release_callback = threading.Event()
-    observed: list[bool] = []
+    during_callback: list[tuple[bool, bool, list[Any]]] = []
 
     def callback(metadata: Any, error: Any) -> None:
         callback_ran.set()
@@ -56,15 +56,25 @@ def test_waiters_wake_only_after_the_callbacks_ran() -> None:
 
     assert batch.add_callback(future, callback, True)
     thread, outcome, _ = _waiter(batch)
-    # the waiter blocks until the batch has settled
+    # The waiter made the batch's event: it is in (or about to enter) event.wait().
+    deadline = threading.Event()
+    for _ in range(1000):
+        if batch._event is not None:
+            break
+        deadline.wait(0.01)
+    event = batch._event
+    assert event is not None
     completer = threading.Thread(target=batch.succeed, args=(7, -1), daemon=True)
     completer.start()
     assert callback_ran.wait(10)
-    observed.append(thread.is_alive())  # the callback is still running: nobody is awake yet
+    # While the callback runs, the waiters' event is not set and the batch is not settled, so no
+    # waiter can have woken; the outcome list is still empty.
+    during_callback.append((event.is_set(), batch._settled, list(outcome)))
     release_callback.set()
     thread.join(10)
     completer.join(10)
-    assert observed == [True] and outcome == [True]
+    assert during_callback == [(False, False, [])]
+    assert not thread.is_alive() and outcome == [True] and event.is_set()
     assert future.result(0).offset == 7
 
 

@@ -30,18 +30,22 @@ from typing import Any
 import pytest
 
 from kprod import Producer, ProducerRecord, _native
-from kprod.partitioner import _murmur2_py, _partitions_for_keys_py
+from kprod.errors import InvalidArgumentError, ProducerClosedError
+from kprod.partitioner import _murmur2_py, _partitions_for_keys_py, partition_for_key, partitions_for_keys
 from kprod.producer import fastpath
 from kprod.producer.batch import ProducerBatch, RecordFuture
 from kprod.producer.metadata import ClusterMetadata
 from kprod.protocol.messages import ApiKey, ErrorCode, response_module
-from kprod.protocol.records import RecordBatchBuilder, _RecordsCore, read_batches
+from kprod.protocol.records import BATCH_HEADER_SIZE, RecordBatchBuilder, _RecordsCore, read_batches
 from kprod.protocol.responses import metadata_result
 
 try:
     compiled: ModuleType | None = importlib.import_module("kprod._speedups")
 except ImportError:
     compiled = None
+if compiled is not None:  # what kprod does at import when the module is in use (not under KPROD_NO_SPEEDUPS=1)
+    compiled.configure(batch_header_size=BATCH_HEADER_SIZE, record_overhead=fastpath.RECORD_OVERHEAD,
+                       header_overhead=fastpath.HEADER_OVERHEAD)
 
 needs_compiled = pytest.mark.skipif(compiled is None, reason="kprod._speedups is not built (no C compiler?)")
 # The producer-level parity needs RecordFuture / RecordBatchBuilder built on the compiled bases.
@@ -98,14 +102,28 @@ def test_partitions_for_keys_matches_with_null_keys() -> None:
     assert compiled is not None
     rng = random.Random(11)
     keys = [None if rng.random() < 0.2 else rng.randbytes(rng.randrange(0, 40)) for _ in range(3000)]
-    for n in (1, 2, 6, 7, 1000):
+    for n in (1, 2, 6, 7, 1000, 2**16 + 1, 2**31 - 2, 2**31 - 1):
         expected = _partitions_for_keys_py(keys, n)
-        assert compiled.partitions_for_keys(keys, n) == expected
+        assert expected == [-1 if k is None else (_murmur2_py(k) & 0x7FFFFFFF) % n for k in keys]
+        assert compiled.partitions_for_keys(keys, n) == expected, n
         assert compiled.partitions_for_keys(tuple(keys), n) == expected
     assert expected.count(-1) == keys.count(None) > 0
-    for impl in (compiled.partitions_for_keys, _partitions_for_keys_py):
-        with pytest.raises(ValueError, match="num_partitions must be at least 1, got 0"):
-            impl([b"k"], 0)
+    assert max(expected) > 2**32 // 4  # counts past 2**30 give partitions past 2**30
+
+
+@needs_compiled
+@pytest.mark.parametrize("count", [0, -1, 2**31, 2**32, 2**32 + 3, 2**64 + 1])
+def test_partition_counts_outside_int32_are_refused_by_both(count: int) -> None:
+    """Defect 3: the compiled code truncated the count to 32 bits (2**32 + 3 gave [0]; 2**32 divided by 0)."""
+    assert compiled is not None
+    with pytest.raises(ValueError, match=r"from 1 to 2\*\*31 - 1"):
+        compiled.partitions_for_keys([b"abc"], count)
+    for impl in (partitions_for_keys, _partitions_for_keys_py):
+        with pytest.raises(InvalidArgumentError, match=r"num_partitions must be an int from 1 to 2\*\*31 - 1") as info:
+            impl([b"abc"], count)
+        assert info.value.field == "num_partitions"
+    with pytest.raises(InvalidArgumentError):
+        partition_for_key(b"abc", count)
 
 
 @needs_compiled
@@ -336,23 +354,31 @@ def test_append_record_matches_its_twin() -> None:
     def callback(metadata: Any, error: Any) -> None:
         pass
 
-    for limit in (200, 1000, 5000):
+    for limit in (300, 1000, 5000):
         c_batch, py_batch = _batch(), _batch()
         for batch in (c_batch, py_batch):  # the first record goes in with builder.append, as _append_new does
             batch.builder.append(BASE_TS, None, b"first")
             batch.futures.append(RecordFuture(batch, 0, BASE_TS, -1, 5))
-        results = []
-        while not c_batch.full and len(results) < 200:
+        accepted = refused = 0
+        for _ in range(200):
             timestamp, key, value, headers = _random_record(rng, BASE_TS)
             cb = callback if rng.random() < 0.5 else None
+            before = _batch_state(c_batch)
             c_future = compiled.append_record(RecordFuture, c_batch, timestamp, key, value, headers, cb, limit)
             py_future = fastpath._append_record_py(RecordFuture, py_batch, timestamp, key, value, headers, cb, limit)
             assert (c_future is None) == (py_future is None)
-            results.append(c_future is None)
-            assert _batch_state(c_batch) == _batch_state(py_batch)
-            if c_future is not None:
+            if c_future is None:
+                refused += 1
+                assert _batch_state(c_batch) == before, "a refused record changed the batch"
+                assert c_batch.builder._size + fastpath.record_estimate(key, value, headers) > limit
+            else:
+                accepted += 1
                 assert c_future._batch is c_batch and c_future is c_batch.futures[-1]
-        assert True in results or c_batch.full
+                assert c_future._index == accepted and (cb is None or c_batch.callbacks[-1][0] is c_future)
+            assert _batch_state(c_batch) == _batch_state(py_batch)
+        # both outcomes were compared, and the batch holds exactly the accepted records, under the limit
+        assert accepted > 0 and refused > 0, (limit, accepted, refused)
+        assert c_batch.builder._count == accepted + 1 and c_batch.builder._size <= limit
 
 
 @needs_active
@@ -557,7 +583,7 @@ def test_completed_batches_and_their_futures_are_freed_without_the_cycle_collect
         futures = producer.send_many("a", [b"w"] * 50, partition=0)
         batch = futures[0]._batch
         assert all(f._batch is batch for f in futures) and batch.record_count == 100
-        assert not gc.is_tracked(futures[-1]), "compiled futures are not tracked by the cycle collector"
+        assert not gc.is_tracked(futures[-1]), "compiled futures are in no cycle: the collector need not scan them"
         accumulator = producer._accumulator
         with accumulator.lock:
             accumulator._partitions["a"][0].queue.clear()
@@ -571,6 +597,55 @@ def test_completed_batches_and_their_futures_are_freed_without_the_cycle_collect
         assert sys.getrefcount(batch) == 2
     finally:
         producer.close(0)
+
+
+@pytest.mark.parametrize("path", ["append_record", "append_many", "send"])
+def test_a_batch_that_never_completes_is_freed_with_its_futures_by_reference_counting(
+        path: str, dead_address: str) -> None:
+    """Defect 5: future -> batch -> futures -> future was a cycle until the batch completed, and compiled
+    futures are untracked, so a batch that never completes (a forked child's) leaked. Now futures reach a
+    pending batch through a weak reference: no cycle, and dropping the batch frees everything at once,
+    with the cycle collector off."""
+    import gc
+    import weakref
+
+    def callback(metadata: Any, error: Any) -> None:  # held by the batch's callback list only
+        pass
+
+    callback_alive = weakref.ref(callback)
+    holder: Any
+    if path == "send":
+        holder = _offline(dead_address, True)
+        holder.close(0)  # the I/O thread is gone, as in a forked child; the accumulator holds the batch
+        holder._accumulator.closed = holder._closed = False
+        holder._fast_send = holder._append_path = holder._accumulator.send_path(
+            holder._metadata, keyed=True, max_request_size=1 << 20, buffer_memory=1 << 25)
+        futures = [holder.send("a", b"v", partition=0, callback=callback) for _ in range(20)]
+    else:
+        batch = _batch()
+        holder = [batch]  # stands for the accumulator
+        batch.builder.append(BASE_TS, None, b"first")
+        batch.futures.append(RecordFuture(batch, 0, BASE_TS, -1, 5))
+        if path == "append_record":
+            futures = [fastpath.append_record(RecordFuture, batch, BASE_TS, None, b"v", None, callback, 1 << 20)
+                       for _ in range(20)]
+        else:
+            futures = []
+            fastpath.append_many(RecordFuture, [batch], [b"v"] * 20, None, None, None, 0, callback, 0,
+                                 BASE_TS, 0, 0, 1 << 20, futures)
+        del batch
+    batch_alive = weakref.ref(futures[0]._batch)
+    assert len(futures) == 20 and all(f._batch is batch_alive() for f in futures)
+    if _native.speedups is not None:  # compiled futures: in no cycle, so the collector need not scan them
+        assert not any(gc.is_tracked(f) for f in futures[1:])
+    del callback
+    assert batch_alive() is not None and callback_alive() is not None  # the holder keeps the pending batch
+    del holder  # the producer (or accumulator) is dropped while the batch is pending
+    gc.collect()  # for the producer's own cycles; the batch and its futures never were in one
+    assert batch_alive() is None and callback_alive() is None, "the pending batch and its callbacks leaked"
+    assert all(f._batch is None for f in futures)  # the futures the application kept say so
+    with pytest.raises(ProducerClosedError, match="batch no longer exists"):
+        futures[3].result(0)
 
 
 def test_env_switch_selects_the_pure_python_code() -> None:
@@ -596,6 +671,7 @@ def _probe(core: type, fast: Callable[..., Any] | None) -> Any:
     class Probe(core):  # type: ignore[misc, valid-type]
         def __init__(self) -> None:
             self._fast_send = fast
+            self._send_fallback = type(self)._send_python
             self.python_calls: list[tuple[Any, ...]] = []
 
         def _send_python(self, *args: Any) -> Any:

@@ -28,6 +28,7 @@ from kprod.producer.idempotence import IdempotenceState
 from kprod.producer.memory import MemoryNeeded, MemoryPool
 from kprod.producer.metadata import ClusterMetadata
 from kprod.producer.partition_state import PartitionState, RetryBackoff
+from kprod.producer.recordcheck import MAX_PARTITIONS, MAX_TIMESTAMP
 from kprod.producer.sticky import StickyPartitioner
 from kprod.protocol.records import BATCH_HEADER_SIZE, RecordBatchBuilder
 
@@ -135,7 +136,12 @@ class RecordAccumulator:
             memory = max(self.batch_size, estimate + BATCH_HEADER_SIZE)
             if self.pool.try_reserve(memory):
                 previous = self._previous_to_compress(topic, partition)
-                future = self._append_new(topic, partition, timestamp, key, value, headers, callback, memory, num_partitions)
+                try:
+                    future = self._append_new(topic, partition, timestamp, key, value, headers, callback, memory,
+                                              num_partitions)
+                except BaseException:  # nothing was queued: give the memory back
+                    self.pool.release(memory)
+                    raise
                 if sticky:
                     self.sticky.on_append(topic, partition, estimate, num_partitions, available)
                 self.wakeup()
@@ -185,7 +191,12 @@ class RecordAccumulator:
                 self.pool.release(memory)
             else:
                 previous = self._previous_to_compress(topic, partition)
-                future = self._append_new(topic, partition, timestamp, key, value, headers, callback, memory, num_partitions)
+                try:
+                    future = self._append_new(topic, partition, timestamp, key, value, headers, callback, memory,
+                                              num_partitions)
+                except BaseException:
+                    self.pool.release(memory)
+                    raise
             if sticky:
                 self.sticky.on_append(topic, partition, estimate, num_partitions, available)
         self.wakeup()
@@ -298,6 +309,7 @@ class RecordAccumulator:
             sticky_batch_size=sticky.batch_size, wakeup=self.wakeup, future_type=self.future_type,
             batch_size=self.batch_size, metadata=metadata, keyed=keyed,
             max_request_size=max_request_size, buffer_memory=buffer_memory,
+            max_timestamp=MAX_TIMESTAMP, max_partitions=MAX_PARTITIONS,
         )
 
     def _states(self, topic: str, num_partitions: int) -> list[PartitionState]:

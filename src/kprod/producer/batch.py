@@ -5,6 +5,13 @@ costs about 9 µs to build (a Condition and an RLock), which alone would cap
 the producer near 115k records/s. Here each record gets a small slotted
 object pointing at its batch; the batch owns the one ``threading.Event`` that
 waiters block on, and the callbacks, run on the I/O thread in send order.
+
+No future is ever in a reference cycle: a pending batch holds its futures (its
+futures and callback lists) and each future reaches the pending batch through
+a weak reference; when the batch completes, its futures take a strong
+reference and the batch drops its lists. So a batch that never completes (a
+producer dropped in a forked child) is freed with its futures by reference
+counting, and the compiled futures need no cycle-collector tracking.
 """
 
 from __future__ import annotations
@@ -12,10 +19,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
 from kprod import _native
+from kprod.errors import ProducerClosedError
 from kprod.protocol.records import RecordBatchBuilder
 from kprod.record import RecordMetadata
 
@@ -40,6 +49,7 @@ class ProducerBatch:
         "retry_at_ms", "state", "base_offset", "log_append_time", "error", "_event", "_settled",
         "memory", "full", "producer_id", "producer_epoch", "base_sequence", "in_flight",
         "drained_ms", "payload", "final_error", "order", "last_error", "_final_count", "_hooks",
+        "__weakref__",
     )
 
     def __init__(self, topic: str, partition: int, builder: RecordBatchBuilder, created_ms: float, memory: int) -> None:
@@ -169,6 +179,7 @@ class ProducerBatch:
         # Callbacks run before waiters wake (as in Java), so flush() and result()
         # return only after the record's callback has run. A callback that waits
         # on its own future does not block: the state is already final.
+        _hold_batch(self.futures, self)  # the futures keep the completed batch (see the module doc)
         with _CALLBACK_LOCK:
             self.state = state
             callbacks, self.callbacks = self.callbacks, None
@@ -186,28 +197,57 @@ class ProducerBatch:
                 except Exception:
                     log.exception("A send callback for %s-%d raised; the producer goes on", self.topic, self.partition)
         self._settle()
-        # Break the batch <-> futures cycle, so completed futures are freed by reference
-        # counting alone: the compiled append path does not track futures in the cycle
-        # collector, whose scans of every pending future cost more than building them.
+        # The futures now hold the batch: drop the list, so that nothing is a cycle.
         self._final_count = len(self.futures)
         self.futures = []
 
 
 class _FutureCore:
     """A record future's fields (pure Python; ``kprod._speedups.FutureCore`` is the
-    compiled twin, which the compiled append path can create without a Python call)."""
+    compiled twin, which the compiled append path can create without a Python call).
 
-    __slots__ = ("_batch", "_index", "_timestamp", "_key_size", "_value_size")
+    ``_batch`` is the batch, through a weak reference while it is pending (None once a
+    batch that never completed is gone) and a strong one once it completed
+    (:func:`_hold_batch`); assigning it stores a weak reference."""
+
+    __slots__ = ("_ref", "_held", "_index", "_timestamp", "_key_size", "_value_size")
 
     def __init__(self, batch: ProducerBatch, index: int, timestamp: int, key_size: int, value_size: int) -> None:
-        self._batch = batch
+        self._ref = weakref.ref(batch)
+        self._held: ProducerBatch | None = None
         self._index = index
         self._timestamp = timestamp
         self._key_size = key_size
         self._value_size = value_size
 
+    @property
+    def _batch(self) -> ProducerBatch | None:
+        held = self._held
+        return held if held is not None else self._ref()
+
+    @_batch.setter
+    def _batch(self, batch: ProducerBatch) -> None:
+        self._ref = weakref.ref(batch)
+        self._held = None
+
+
+def _hold_batch_py(futures: list[Any], batch: ProducerBatch) -> None:
+    """Each future holds its completed ``batch`` strongly (pure Python twin)."""
+    for future in futures:
+        future._held = batch
+
 
 _FutureBase: type[_FutureCore] = _native.speedups.FutureCore if _native.speedups is not None else _FutureCore
+_hold_batch: Callable[[list[Any], ProducerBatch], None] = (
+    _native.speedups.hold_batch if _native.speedups is not None else _hold_batch_py
+)
+
+
+def _gone() -> ProducerClosedError:
+    return ProducerClosedError(
+        "This record's batch no longer exists: its producer was dropped before the record was acknowledged "
+        "(for example in a process forked from the producer's). The record's outcome is unknown here."
+    )
 
 
 class RecordFuture(_FutureBase):  # type: ignore[valid-type,misc]
@@ -220,8 +260,16 @@ class RecordFuture(_FutureBase):  # type: ignore[valid-type,misc]
 
     __slots__ = ()
 
-    def _metadata(self) -> RecordMetadata:
+    def _live(self) -> ProducerBatch:
         batch = self._batch
+        if batch is None:
+            raise _gone()
+        return batch  # type: ignore[no-any-return]
+
+    def _metadata(self) -> RecordMetadata:
+        batch = self._batch  # (inlined _live(): this runs for every Java-style callback)
+        if batch is None:
+            raise _gone()
         base = batch.base_offset
         return RecordMetadata(
             batch.topic,
@@ -237,7 +285,7 @@ class RecordFuture(_FutureBase):  # type: ignore[valid-type,misc]
         # waiters, so re-reading ``self._batch`` after a wake-up follows them.
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            batch = self._batch
+            batch = self._live()
             if batch.state == _SUCCEEDED or batch.state == _FAILED:
                 return batch
             if deadline is None:
@@ -265,7 +313,7 @@ class RecordFuture(_FutureBase):  # type: ignore[valid-type,misc]
         return batch.error if batch.state == _FAILED else None
 
     def done(self) -> bool:
-        state = self._batch.state
+        state = self._live().state
         return state == _SUCCEEDED or state == _FAILED
 
     def running(self) -> bool:
@@ -280,15 +328,19 @@ class RecordFuture(_FutureBase):  # type: ignore[valid-type,misc]
 
     def add_done_callback(self, fn: Callable[[RecordFuture], Any]) -> None:
         """Call ``fn(future)`` when done: on the I/O thread, or now if already done."""
-        if not self._batch.add_callback(self, fn, False):
+        if not self._live().add_callback(self, fn, False):
             fn(self)
 
     def add_callback(self, fn: SendCallback) -> None:
         """Call ``fn(metadata, exception)`` when done (Java's Callback style)."""
-        if not self._batch.add_callback(self, fn, True):
-            error = self._batch.error if self._batch.state == _FAILED else None
+        batch = self._live()
+        if not batch.add_callback(self, fn, True):
+            error = batch.error if batch.state == _FAILED else None
             fn(None if error else self._metadata(), error)
 
     def __repr__(self) -> str:
-        state = {_PENDING: "pending", _SUCCEEDED: "done", _FAILED: "failed", _SPLIT: "pending"}[self._batch.state]
-        return f"<RecordFuture {self._batch.topic}-{self._batch.partition} {state}>"
+        batch = self._batch
+        if batch is None:
+            return "<RecordFuture gone>"
+        state = {_PENDING: "pending", _SUCCEEDED: "done", _FAILED: "failed", _SPLIT: "pending"}[batch.state]
+        return f"<RecordFuture {batch.topic}-{batch.partition} {state}>"

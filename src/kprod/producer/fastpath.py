@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 from kprod import _native
 from kprod.producer.batch import ProducerBatch, RecordFuture
 
-__all__ = ["RECORD_OVERHEAD", "SendCore", "REASON_DONE", "REASON_NEED_BATCH", "REASON_STICKY", "REASON_FULL",
+__all__ = ["HEADER_OVERHEAD", "RECORD_OVERHEAD", "SendCore", "REASON_DONE", "REASON_NEED_BATCH", "REASON_STICKY", "REASON_FULL",
            "append_many", "append_record", "record_estimate", "scan_bytes"]
 
 #: Upper bound of a record's framing bytes beyond key, value and headers
 #: (length, attributes, timestamp delta, offset delta, key/value lengths, header count).
 RECORD_OVERHEAD = 32
+#: A header's estimate beyond its key (counted 3 bytes a character, UTF-8's bound) and value.
+HEADER_OVERHEAD = 10
 
 # append_many's stop reasons (the low bits) and flag.
 REASON_DONE = 0  # every record appended
@@ -37,7 +39,7 @@ def record_estimate(key: bytes | None, value: bytes | None, headers: Headers) ->
     estimate = RECORD_OVERHEAD + (len(key) if key else 0) + (len(value) if value else 0)
     if headers:
         for header_key, header_value in headers:
-            estimate += len(header_key) * 3 + (len(header_value) if header_value else 0) + 10
+            estimate += len(header_key) * 3 + (len(header_value) if header_value else 0) + HEADER_OVERHEAD
     return estimate
 
 
@@ -59,21 +61,26 @@ def _append_record_py(
     value: bytes | None, headers: Headers, callback: Callable[..., Any] | None, limit: int,
 ) -> RecordFuture | None:
     """Encode one record into ``batch`` unless its estimate takes the batch past ``limit``
-    (then None, nothing changed). Marks the batch full once it reaches ``limit``."""
+    (then None, nothing changed). Marks the batch full once it reaches ``limit``.
+
+    All or nothing: whatever can fail (a completed batch, the future) comes before the
+    record is encoded; after that only list appends and the flag, which do not fail."""
     builder = batch.builder
     estimate = (RECORD_OVERHEAD + (len(key) if key else 0) + (len(value) if value else 0) if not headers
                 else record_estimate(key, value, headers))
     if builder._size + estimate > limit:
         return None
     futures = batch.futures
-    builder.append(timestamp, key, value, headers)
-    future = future_type(batch, len(futures), timestamp, -1 if key is None else len(key),
-                         -1 if value is None else len(value))
-    futures.append(future)
+    callbacks = None
     if callback is not None:
         callbacks = batch.callbacks
         if callbacks is None:
             raise RuntimeError("the batch is already complete: no callback can be added")
+    future = future_type(batch, len(futures), timestamp, -1 if key is None else len(key),
+                         -1 if value is None else len(value))
+    builder.append(timestamp, key, value, headers)  # changes nothing if it raises
+    futures.append(future)
+    if callbacks is not None and callback is not None:
         callbacks.append((future, callback, True))
     if builder._size >= limit:
         batch.full = True
@@ -135,6 +142,7 @@ def _append_many_py(
 _speedups = _native.speedups
 
 if _speedups is not None:
+    _speedups.configure(record_overhead=RECORD_OVERHEAD, header_overhead=HEADER_OVERHEAD)
     append_record: Callable[..., RecordFuture | None] = _speedups.append_record
     append_many: Callable[..., tuple[int, int, int]] = _speedups.append_many
     scan_bytes: Callable[[Sequence[Any]], tuple[int, int]] = _speedups.scan_bytes
@@ -155,6 +163,9 @@ class _SendCorePy:
     """
 
     _fast_send: Callable[..., RecordFuture | None] | None = None
+    #: ``fallback(self, topic, value, key, partition, timestamp, headers, callback)``: ``send()``
+    #: for every record ``_fast_send`` does not take (``Producer.__init__`` sets ``_send_python``).
+    _send_fallback: Callable[..., RecordFuture] | None = None
 
     def send(
         self,
@@ -179,13 +190,11 @@ class _SendCorePy:
             future = fast(topic, value, key, partition, timestamp, None, callback)
             if future is not None:
                 return future
-        return self._send_python(topic, value, key, partition, timestamp, headers, callback)
-
-    def _send_python(
-        self, topic: Any, value: Any, key: Any, partition: int | None, timestamp: int | None, headers: Any,
-        callback: Callable[..., Any] | None,
-    ) -> RecordFuture:
-        raise NotImplementedError
+        fallback = self._send_fallback
+        if fallback is None:
+            raise TypeError("SendCore: set _send_fallback (a function taking self and send()'s 7 arguments) "
+                            "before calling send()")
+        return fallback(self, topic, value, key, partition, timestamp, headers, callback)
 
 
 if TYPE_CHECKING:

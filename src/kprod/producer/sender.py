@@ -333,12 +333,21 @@ class Sender:
         idempotence = self.idempotence
         topic_data: dict[str, list[tuple[int, bytes]]] = {}
         state_of = self.accumulator.state_of
+        built: list[ProducerBatch] = []
         for batch in batches:
             if idempotence is not None:
                 state_of(batch).stamp(batch, idempotence.producer_id, idempotence.producer_epoch)
-            batch.payload = batch.builder.build(batch.producer_id, batch.producer_epoch, batch.base_sequence)
+            try:
+                batch.payload = batch.builder.build(batch.producer_id, batch.producer_epoch, batch.base_sequence)
+            except Exception as exc:  # nothing a caller passed may stop the I/O thread: this batch fails alone
+                self._fail(batch, _build_error(batch, exc))
+                continue
             topic_data.setdefault(batch.topic, []).append((batch.partition, batch.payload))
             self.in_flight[batch] = node
+            built.append(batch)
+        batches = built
+        if not batches:
+            return
         if version is None:
             error = UnsupportedVersionError(
                 f"Broker {node} supports no Produce version kprod speaks (v3+); upgrade the broker.")
@@ -519,3 +528,14 @@ class Sender:
 
     def _backoff(self, attempts: int) -> float:
         return min(self.retry_backoff_max_ms, self.retry_backoff_ms * (2 ** max(0, attempts - 1)))
+
+
+def _build_error(batch: ProducerBatch, cause: BaseException) -> KafkaError:
+    """The error of a batch whose request bytes could not be built (its records fail, the rest go on)."""
+    error = KafkaError(
+        f"Could not build the record batch of {batch.record_count} record(s) for {batch.topic}-{batch.partition}: "
+        f"{type(cause).__name__}: {cause}. Its records were not sent; the producer goes on.",
+        topic=batch.topic, partition=batch.partition)
+    error.__cause__ = cause
+    return error
+

@@ -245,6 +245,8 @@ if TYPE_CHECKING:
     _Core = _RecordsCore
 else:
     _Core = _native.speedups.RecordsCore if _native.speedups is not None else _RecordsCore
+if _native.speedups is not None:
+    _native.speedups.configure(batch_header_size=BATCH_HEADER_SIZE)  # the compiled core's header size
 
 
 class RecordBatchBuilder(_Core):
