@@ -10,6 +10,16 @@ Kafka in production.
 
 from kprod.cluster.embedded import EmbeddedCluster
 from kprod.cluster.exceptions import ClusterError
+from kprod.cluster.groups import GroupInfo, MemberInfo
 from kprod.cluster.info import BrokerInfo, LoggedBatch, PartitionInfo, Record
 
-__all__ = ["BrokerInfo", "ClusterError", "EmbeddedCluster", "LoggedBatch", "PartitionInfo", "Record"]
+__all__ = [
+    "BrokerInfo",
+    "ClusterError",
+    "EmbeddedCluster",
+    "GroupInfo",
+    "LoggedBatch",
+    "MemberInfo",
+    "PartitionInfo",
+    "Record",
+]

@@ -7,7 +7,9 @@ with the list of those it does, instead of being silently ignored.
 
 Defaults follow Kafka, except ``log.retention.bytes``: Kafka keeps everything
 by default, but this cluster holds logs in memory, so each partition keeps at
-most 64 MiB (the oldest batches go first) unless told otherwise.
+most 64 MiB (the oldest batches go first) unless told otherwise; and
+``group.initial.rebalance.delay.ms`` is 0, as in the ``server.properties``
+Kafka ships for development, so a test's first rebalance does not wait 3 s.
 """
 
 from __future__ import annotations
@@ -67,6 +69,10 @@ class BrokerConfig:
     num_partitions: int = 1
     default_replication_factor: int = 1
     topic_defaults: TopicConfig = TopicConfig()
+    group_min_session_timeout_ms: int = 6000
+    group_max_session_timeout_ms: int = 1800000
+    group_initial_rebalance_delay_ms: int = 0
+    offsets_topic_num_partitions: int = 50
 
 
 # topic key -> TopicConfig field
@@ -92,7 +98,20 @@ _BROKER_TOPIC_DEFAULTS = {
     "log.message.timestamp.type": "message.timestamp.type",
     "log.retention.bytes": "retention.bytes",
 }
-_BROKER_KEYS = ("auto.create.topics.enable", "num.partitions", "default.replication.factor", *_BROKER_TOPIC_DEFAULTS)
+# broker key -> (BrokerConfig field, minimum): the group coordinator's settings
+_BROKER_INT_KEYS = {
+    "group.min.session.timeout.ms": ("group_min_session_timeout_ms", 1),
+    "group.max.session.timeout.ms": ("group_max_session_timeout_ms", 1),
+    "group.initial.rebalance.delay.ms": ("group_initial_rebalance_delay_ms", 0),
+    "offsets.topic.num.partitions": ("offsets_topic_num_partitions", 1),
+}
+_BROKER_KEYS = (
+    "auto.create.topics.enable",
+    "num.partitions",
+    "default.replication.factor",
+    *_BROKER_TOPIC_DEFAULTS,
+    *_BROKER_INT_KEYS,
+)
 
 
 def _unknown_key(kind: str, key: str, known: list[str]) -> ClusterError:
@@ -166,6 +185,14 @@ def parse_broker_config(values: Mapping[str, Any] | None) -> BrokerConfig:
             config = replace(config, default_replication_factor=_as_int("broker", key, value, 1))
         elif key in _BROKER_TOPIC_DEFAULTS:
             topic = _set_topic_key(topic, _BROKER_TOPIC_DEFAULTS[key], value, "broker")
+        elif key in _BROKER_INT_KEYS:
+            field, minimum = _BROKER_INT_KEYS[key]
+            config = replace(config, **{field: _as_int("broker", key, value, minimum)})
         else:
             raise _unknown_key("broker", key, list(_BROKER_KEYS))
+    if config.group_min_session_timeout_ms > config.group_max_session_timeout_ms:
+        raise ClusterError(
+            f"broker config group.min.session.timeout.ms={config.group_min_session_timeout_ms} is above"
+            f" group.max.session.timeout.ms={config.group_max_session_timeout_ms}."
+        )
     return replace(config, topic_defaults=topic)

@@ -18,6 +18,7 @@ from kprod.cluster.config import parse_broker_config
 from kprod.cluster.engine import ADVERTISED_VERSIONS, Engine
 from kprod.cluster.exceptions import ClusterError
 from kprod.cluster.faults import Faults, Injection
+from kprod.cluster.groups import GroupInfo
 from kprod.cluster.info import BrokerInfo, LoggedBatch, PartitionInfo, decode_batches
 from kprod.cluster.server import EventLoop
 from kprod.cluster.state import ClusterState
@@ -142,6 +143,22 @@ class ClusterCore:
 
     def op_internal_errors(self) -> list[str]:
         return list(self.loop.internal_errors)
+
+    # -- consumer groups -----------------------------------------------------------------------
+
+    def op_groups(self) -> list[str]:
+        return sorted(self.engine.groups.groups)
+
+    def op_group_info(self, group_id: str) -> GroupInfo:
+        info = self.engine.groups.info(group_id)
+        if info is None:
+            raise ClusterError(f"There is no group {group_id!r}; the groups are {sorted(self.engine.groups.groups)}.")
+        return info
+
+    def op_group_coordinator(self, group_id: str) -> int:
+        if not isinstance(group_id, str):
+            raise ClusterError(f"A group id is a string, got {group_id!r}.")
+        return self.engine.groups.coordinator(group_id)
 
     # -- topics -------------------------------------------------------------------------------
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from kprod.cluster.api_group import GROUP_VERSIONS
 from kprod.cluster.faults import Faults, Injection
+from kprod.cluster.groups import GroupCoordinator
 from kprod.cluster.state import ClusterState, Partition
 from kprod.protocol.framing import RequestFrame
 from kprod.protocol.messages import ApiKey
@@ -28,12 +30,12 @@ ADVERTISED_VERSIONS: dict[int, tuple[int, int]] = {
     ApiKey.FETCH: (4, 12),
     ApiKey.LIST_OFFSETS: (1, 7),
     ApiKey.METADATA: (0, 12),
-    ApiKey.FIND_COORDINATOR: (0, 4),
     ApiKey.API_VERSIONS: (0, 4),
     ApiKey.CREATE_TOPICS: (2, 7),
     ApiKey.DELETE_TOPICS: (1, 6),
     ApiKey.INIT_PRODUCER_ID: (0, 5),
     OFFSET_FOR_LEADER_EPOCH: (2, 4),
+    **GROUP_VERSIONS,
 }
 
 
@@ -89,11 +91,15 @@ CLOSE: Any = _Close()
 Handler = Callable[["Engine", RequestContext], Any]
 
 
+def _no_timers(deadline: float, callback: Callable[[], None]) -> Any:
+    raise RuntimeError("the embedded cluster's event loop is not attached, so it has no timers")
+
+
 class Engine:
     """The request handlers of every broker, over one shared cluster state."""
 
     def __init__(self, state: ClusterState, faults: Faults) -> None:
-        from kprod.cluster import api_admin, api_fetch, api_produce
+        from kprod.cluster import api_admin, api_fetch, api_group, api_produce
 
         self.state = state
         self.faults = faults
@@ -104,7 +110,17 @@ class Engine:
             ApiKey.CREATE_TOPICS: api_admin.handle_create_topics,
             ApiKey.DELETE_TOPICS: api_admin.handle_delete_topics,
             ApiKey.INIT_PRODUCER_ID: api_admin.handle_init_producer_id,
-            ApiKey.FIND_COORDINATOR: api_admin.handle_find_coordinator,
+            ApiKey.FIND_COORDINATOR: api_group.handle_find_coordinator,
+            ApiKey.JOIN_GROUP: api_group.handle_join_group,
+            ApiKey.SYNC_GROUP: api_group.handle_sync_group,
+            ApiKey.HEARTBEAT: api_group.handle_heartbeat,
+            ApiKey.LEAVE_GROUP: api_group.handle_leave_group,
+            ApiKey.OFFSET_COMMIT: api_group.handle_offset_commit,
+            ApiKey.OFFSET_FETCH: api_group.handle_offset_fetch,
+            ApiKey.OFFSET_DELETE: api_group.handle_offset_delete,
+            ApiKey.LIST_GROUPS: api_group.handle_list_groups,
+            ApiKey.DESCRIBE_GROUPS: api_group.handle_describe_groups,
+            ApiKey.DELETE_GROUPS: api_group.handle_delete_groups,
             ApiKey.PRODUCE: api_produce.handle_produce,
             ApiKey.FETCH: api_fetch.handle_fetch,
             ApiKey.LIST_OFFSETS: api_fetch.handle_list_offsets,
@@ -112,6 +128,9 @@ class Engine:
         }
         # Set by the event loop: called after records are appended to a partition.
         self.on_append: Callable[[Partition, int], None] = lambda partition, size: None
+        # Set by the event loop: run a callback at a time.monotonic() deadline (group timeouts).
+        self.add_timer: Callable[[float, Callable[[], None]], Any] = _no_timers
+        self.groups = GroupCoordinator(state, lambda deadline, callback: self.add_timer(deadline, callback))
 
     def handle(self, node_id: int, frame: RequestFrame) -> Any:
         """Serve one request on broker ``node_id``: a Reply, None (no reply), CLOSE or a parked request."""
