@@ -11,6 +11,7 @@ coordinator resolves when the rebalance or the leader's assignment completes.
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,8 @@ __all__ = [
     "handle_offset_fetch",
     "handle_sync_group",
 ]
+
+log = logging.getLogger("kprod.cluster.groups")
 
 #: API key -> (min, max) version served here (the engine advertises these).
 GROUP_VERSIONS: dict[int, tuple[int, int]] = {
@@ -177,6 +180,7 @@ def handle_join_group(engine: Engine, context: RequestContext) -> Reply | Deferr
     session_ms = _ms(request.session_timeout)
     rebalance = getattr(request, "rebalance_timeout", None)
     deferred = DeferredReply()
+    log.debug("broker %d: JoinGroup v%d %s member %r", context.node_id, version, group_id, request.member_id)
     engine.groups.join(
         group_id,
         request.member_id,
@@ -194,7 +198,11 @@ def handle_join_group(engine: Engine, context: RequestContext) -> Reply | Deferr
 
 
 def _resolver(deferred: DeferredReply, to_reply: Callable[[Any], Reply]) -> Callable[[Any], None]:
-    return lambda result: deferred.resolve(to_reply(result))
+    def resolve(result: Any) -> None:
+        log.debug("answer: %s", result)
+        deferred.resolve(to_reply(result))
+
+    return resolve
 
 
 def handle_sync_group(engine: Engine, context: RequestContext) -> Reply | DeferredReply:
@@ -218,6 +226,10 @@ def handle_sync_group(engine: Engine, context: RequestContext) -> Reply | Deferr
     if code:
         return to_reply(SyncResult(code))
     deferred = DeferredReply()
+    log.debug(
+        "broker %d: SyncGroup v%d %s member %r generation %d", context.node_id, version, group_id,
+        request.member_id, request.generation_id,
+    )
     engine.groups.sync(
         group_id,
         request.member_id,
@@ -243,6 +255,8 @@ def handle_heartbeat(engine: Engine, context: RequestContext) -> Reply:
         code = engine.groups.heartbeat(
             group_id, request.member_id, getattr(request, "group_instance_id", None), request.generation_id
         )
+    log.debug("broker %d: Heartbeat %s member %r generation %d: %d", context.node_id, group_id,
+              request.member_id, request.generation_id, code)
     entity = make(module.HeartbeatResponse, throttle_time=millis(context.throttle_ms), error_code=error(code))
     return _reply(context, entity)
 

@@ -28,6 +28,7 @@ clock, never sleeps.
 
 from __future__ import annotations
 
+import logging
 import struct
 import time
 import uuid
@@ -65,6 +66,8 @@ COMPLETING_REBALANCE = "CompletingRebalance"
 STABLE = "Stable"
 DEAD = "Dead"
 STATES = (EMPTY, PREPARING_REBALANCE, COMPLETING_REBALANCE, STABLE, DEAD)
+
+log = logging.getLogger("kprod.cluster.groups")
 
 Timer = Any  # the event loop's timer: has cancel()
 Schedule = Callable[[float, Callable[[], None]], Timer]
@@ -542,6 +545,7 @@ class GroupCoordinator:
         group.initial_delay = group.state == EMPTY and delay > 0
         if group.initial_delay:
             timeout = min(delay, timeout)
+        log.debug("group %s: preparing a rebalance from %s, generation %d", group.group_id, group.state, group.generation)
         group.state = PREPARING_REBALANCE
         self._cancel(group.join_timer)
         group.join_timer = self._after(timeout, lambda: self._join_expired(group))
@@ -570,6 +574,10 @@ class GroupCoordinator:
             return
         group.protocol_name = group.select_protocol()
         group.state = COMPLETING_REBALANCE
+        log.debug(
+            "group %s: generation %d, protocol %s, leader %s, members %s",
+            group.group_id, group.generation, group.protocol_name, group.leader_id, list(group.members),
+        )
         group.pending_sync = set(group.members)
         generation = group.generation
         group.sync_timer = self._after(group.rebalance_timeout_ms(), lambda: self._sync_expired(group, generation))

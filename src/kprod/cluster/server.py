@@ -460,7 +460,7 @@ class EventLoop:
             if isinstance(outcome, DeferredReply):
                 conn.parked = outcome
                 outcome.connection = conn
-                outcome.attach(self._ready.append)
+                outcome.attach(self._resolved)
                 return
             self._reply(conn, outcome)
 
@@ -553,6 +553,9 @@ class EventLoop:
             return
         self._reply(conn, reply)
         self._process(conn)
+
+    def _resolved(self, deferred: DeferredReply) -> None:
+        self._ready.append(deferred)  # written after the request being served (``_finish_ready``)
 
     def _finish_deferred(self, deferred: DeferredReply) -> None:
         conn, deferred.connection = deferred.connection, None
