@@ -382,13 +382,12 @@ def _fetch_group(
     state = engine.state
     requested: list[tuple[Any, str | None, list[int]]] = []  # (key as sent, topic name, partitions)
     if wanted is None:
-        names = sorted({topic for topic, _ in committed})
-        for name in names:
-            topic = state.topics.get(name)
+        for committed_topic in sorted({topic for topic, _ in committed}):
+            topic = state.topics.get(committed_topic)
             if by_id and topic is None:
                 continue
-            key = topic.topic_id if by_id and topic is not None else name
-            requested.append((key, name, sorted(p for t, p in committed if t == name)))
+            key = topic.topic_id if by_id and topic is not None else committed_topic
+            requested.append((key, committed_topic, sorted(p for t, p in committed if t == committed_topic)))
     else:
         for item in wanted:
             if by_id:

@@ -187,7 +187,7 @@ def parse_broker_config(values: Mapping[str, Any] | None) -> BrokerConfig:
             topic = _set_topic_key(topic, _BROKER_TOPIC_DEFAULTS[key], value, "broker")
         elif key in _BROKER_INT_KEYS:
             field, minimum = _BROKER_INT_KEYS[key]
-            config = replace(config, **{field: _as_int("broker", key, value, minimum)})
+            config = replace(config, **{field: _as_int("broker", key, value, minimum)})  # type: ignore[arg-type]
         else:
             raise _unknown_key("broker", key, list(_BROKER_KEYS))
     if config.group_min_session_timeout_ms > config.group_max_session_timeout_ms:
