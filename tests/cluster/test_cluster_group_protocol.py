@@ -466,3 +466,17 @@ def test_coordinator_moves_with_its_offsets_when_its_broker_stops(cluster: Embed
     cluster.start_broker(old)
     assert cluster.group_coordinator("g") == new
     assert clients(node_id=old).fetch_offsets({"g": [0]})["g"][0] == NOT_COORDINATOR
+
+
+def test_group_errors_can_be_injected(cluster: EmbeddedCluster, clients: Any) -> None:
+    client = clients("g")
+    member = client.join_new("g").member_id
+    client.sync("g", member, 1, {member: b"x"})
+    cluster.inject_errors(ApiKey.HEARTBEAT, REBALANCE_IN_PROGRESS, count=1)
+    cluster.inject_errors(ApiKey.OFFSET_COMMIT, NOT_COORDINATOR, count=1)
+    assert client.heartbeat("g", member, 1) == REBALANCE_IN_PROGRESS
+    assert client.heartbeat("g", member, 1) == NONE
+    assert client.commit("g", {0: 1}, member_id=member, generation=1) == [NOT_COORDINATOR]
+    assert client.commit("g", {0: 1}, member_id=member, generation=1) == [NONE]
+    assert cluster.pending_injections() == 0
+    assert cluster.group_info("g").offsets == {(TOPIC, 0): 1}
