@@ -1,8 +1,9 @@
 """Kafka's own Java tools use the embedded cluster's group coordinator.
 
-``ConsoleConsumer --group`` reads every record and commits its offsets, and
+``ConsoleConsumer --group`` reads every record and commits its offsets;
 ``ConsumerGroupCommand --describe --group`` lists the group's partitions,
-committed offsets, lag and members. The jars come from Maven into .cache (as
+committed offsets, lag and members, and ``--list``, ``--reset-offsets`` and
+``--delete`` change what the cluster holds. The jars come from Maven into .cache (as
 for the real-Kafka tests); without Java they skip, except under CI=true where
 they fail, so CI cannot lose them silently.
 """
@@ -126,3 +127,21 @@ def test_consumer_group_command_describes_a_live_group(
     assert sorted(row[:9] for row in rows) == [
         [GROUP, TOPIC, str(p), "7", "10", "3", member_id, "/127.0.0.1", "describe-me"] for p in range(3)
     ]
+
+
+def test_consumer_group_command_lists_resets_and_deletes(
+    cluster: EmbeddedCluster, orders: dict[int, list[str]], java_tool: list[str]
+) -> None:
+    confluent_kafka = pytest.importorskip("confluent_kafka")
+    for group, partition, offset in (("billing", 0, 5), ("audit", 1, 8)):
+        committer = confluent_kafka.Consumer({"bootstrap.servers": cluster.bootstrap_servers, "group.id": group})
+        committer.commit(offsets=[confluent_kafka.TopicPartition(TOPIC, partition, offset)], asynchronous=False)
+        committer.close()
+    command = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
+    bootstrap = ["--bootstrap-server", cluster.bootstrap_servers]
+    assert sorted(_run(java_tool, command, *bootstrap, "--list").split()) == ["audit", "billing"]
+    _run(java_tool, command, *bootstrap, "--reset-offsets", "--group", "audit", "--topic", TOPIC,
+         "--to-earliest", "--execute")
+    assert cluster.group_info("audit").offsets == {(TOPIC, p): 0 for p in range(3)}
+    _run(java_tool, command, *bootstrap, "--delete", "--group", "billing")
+    assert cluster.groups() == ["audit"]
