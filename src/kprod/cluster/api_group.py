@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GROUP_VERSIONS",
+    "handle_consumer_group_heartbeat",
     "handle_delete_groups",
     "handle_describe_groups",
     "handle_find_coordinator",
@@ -54,6 +55,7 @@ GROUP_VERSIONS: dict[int, tuple[int, int]] = {
     ApiKey.LIST_GROUPS: (0, 5),
     ApiKey.DELETE_GROUPS: (0, 2),
     ApiKey.OFFSET_DELETE: (0, 0),
+    ApiKey.CONSUMER_GROUP_HEARTBEAT: (0, 1),
 }
 
 NONE = 0
@@ -463,10 +465,12 @@ def handle_list_groups(engine: Engine, context: RequestContext) -> Reply:
     states = {s.lower() for s in getattr(request, "states_filter", ())}
     types = {t.lower() for t in getattr(request, "types_filter", ())}
     listed = []
-    if not context.injected_error and (not types or "classic" in types):
+    if not context.injected_error:
         coordinator = engine.groups
         for group in coordinator.groups.values():
             if coordinator.coordinator(group.group_id) != context.node_id:
+                continue
+            if types and group.group_type not in types:
                 continue
             if states and group.state.lower() not in states:
                 continue
@@ -476,7 +480,7 @@ def handle_list_groups(engine: Engine, context: RequestContext) -> Reply:
                     group_id=group.group_id,
                     protocol_type=group.protocol_type or "",
                     group_state=group.state,
-                    group_type="classic",
+                    group_type=group.group_type,
                 )
             )
     entity = make(
@@ -519,6 +523,13 @@ def handle_describe_groups(engine: Engine, context: RequestContext) -> Reply:
                 )
                 for m in group.members.values()
             )
+            if group.consumer is not None:  # KIP-848 members: no classic metadata or assignment bytes
+                members = tuple(
+                    make(module.DescribedGroupMember, member_id=m.member_id, group_instance_id=m.instance_id,
+                         client_id=m.client_id, client_host=m.client_host, member_metadata=b"",
+                         member_assignment=b"")
+                    for m in group.consumer.members.values()
+                )
         described.append(
             make(
                 module.DescribedGroup,
@@ -544,4 +555,61 @@ def handle_delete_groups(engine: Engine, context: RequestContext) -> Reply:
         code = _owner_error(engine, context, group_id) or engine.groups.delete_group(group_id)
         results.append(module.DeletableGroupResult(group_id=group_id, error_code=error(code)))
     entity = module.DeleteGroupsResponse(throttle_time=millis(context.throttle_ms), results=tuple(results))
+    return _reply(context, entity)
+
+
+# -- ConsumerGroupHeartbeat (KIP-848) ------------------------------------------------------------
+
+
+def handle_consumer_group_heartbeat(engine: Engine, context: RequestContext) -> Reply:
+    request = context.request
+    module = response_module(ApiKey.CONSUMER_GROUP_HEARTBEAT, context.version)
+    state = engine.state
+    group_id = request.group_id
+    code = INVALID_GROUP_ID if not group_id else _owner_error(engine, context, group_id)
+    result = None
+    if not code:
+        owned = None
+        if request.topic_partitions is not None:
+            owned = []
+            for item in request.topic_partitions:
+                topic = _topic_by_id(engine, item.topic_id)
+                if topic is not None:
+                    owned.extend((topic.name, p) for p in item.partitions)
+        result = engine.groups.consumer_heartbeat(
+            group_id,
+            request.member_id,
+            request.member_epoch,
+            request.instance_id,
+            context.frame.client_id or "",
+            "/" + state.brokers[context.node_id].host,
+            _ms(request.rebalance_timeout),
+            request.subscribed_topic_names,
+            request.server_assignor,
+            owned,
+        )
+        code = result.error
+    assignment = None
+    if result is not None and result.assignment is not None and not code:
+        by_topic: dict[str, list[int]] = {}
+        for topic_name, index in sorted(result.assignment):
+            by_topic.setdefault(topic_name, []).append(index)
+        assignment = module.Assignment(
+            topic_partitions=tuple(
+                module.TopicPartitions(topic_id=state.topics[name].topic_id, partitions=tuple(parts))
+                for name, parts in by_topic.items()
+                if name in state.topics
+            )
+        )
+    log.debug("broker %d: ConsumerGroupHeartbeat %s member %r epoch %d: %s", context.node_id, group_id,
+              request.member_id, request.member_epoch, result)
+    entity = module.ConsumerGroupHeartbeatResponse(
+        throttle_time=millis(context.throttle_ms),
+        error_code=error(code),
+        error_message=result.message if result is not None else None,
+        member_id=result.member_id if result is not None and not code else None,
+        member_epoch=result.member_epoch if result is not None else -1,
+        heartbeat_interval=millis(engine.state.config.group_consumer_heartbeat_interval_ms),
+        assignment=assignment,
+    )
     return _reply(context, entity)

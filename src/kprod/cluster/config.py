@@ -73,6 +73,8 @@ class BrokerConfig:
     group_max_session_timeout_ms: int = 1800000
     group_initial_rebalance_delay_ms: int = 0
     offsets_topic_num_partitions: int = 50
+    group_consumer_session_timeout_ms: int = 45000
+    group_consumer_heartbeat_interval_ms: int = 5000
 
 
 # topic key -> TopicConfig field
@@ -104,6 +106,8 @@ _BROKER_INT_KEYS = {
     "group.max.session.timeout.ms": ("group_max_session_timeout_ms", 1),
     "group.initial.rebalance.delay.ms": ("group_initial_rebalance_delay_ms", 0),
     "offsets.topic.num.partitions": ("offsets_topic_num_partitions", 1),
+    "group.consumer.session.timeout.ms": ("group_consumer_session_timeout_ms", 1),
+    "group.consumer.heartbeat.interval.ms": ("group_consumer_heartbeat_interval_ms", 1),
 }
 _BROKER_KEYS = (
     "auto.create.topics.enable",

@@ -121,6 +121,7 @@ class Engine:
             ApiKey.LIST_GROUPS: api_group.handle_list_groups,
             ApiKey.DESCRIBE_GROUPS: api_group.handle_describe_groups,
             ApiKey.DELETE_GROUPS: api_group.handle_delete_groups,
+            ApiKey.CONSUMER_GROUP_HEARTBEAT: api_group.handle_consumer_group_heartbeat,
             ApiKey.PRODUCE: api_produce.handle_produce,
             ApiKey.FETCH: api_fetch.handle_fetch,
             ApiKey.LIST_OFFSETS: api_fetch.handle_list_offsets,

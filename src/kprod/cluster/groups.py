@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kprod.cluster.consumer_protocol import ConsumerGroupState, HeartbeatResult
 from kprod.cluster.state import ClusterState
 
 __all__ = [
@@ -59,6 +60,7 @@ NON_EMPTY_GROUP = 68
 GROUP_ID_NOT_FOUND = 69
 MEMBER_ID_REQUIRED = 79
 FENCED_INSTANCE_ID = 82
+STALE_MEMBER_EPOCH = 113
 
 EMPTY = "Empty"
 PREPARING_REBALANCE = "PreparingRebalance"
@@ -132,6 +134,7 @@ class MemberInfo:
     session_timeout_ms: int
     rebalance_timeout_ms: int
     assignment: bytes
+    partitions: tuple[tuple[str, int], ...] = ()  # consumer-protocol members: what they own now
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +150,7 @@ class GroupInfo:
     members: tuple[MemberInfo, ...]
     coordinator: int
     offsets: dict[tuple[str, int], int]
+    group_type: str = "classic"  # or "consumer" (KIP-848)
 
 
 class Member:
@@ -227,6 +231,14 @@ class Group:
         self.join_timer: Timer | None = None
         self.sync_timer: Timer | None = None
         self.initial_delay = False  # the first rebalance of an empty group waits this out
+        self.consumer: ConsumerGroupState | None = None  # set for KIP-848 groups
+
+    @property
+    def group_type(self) -> str:
+        return "classic" if self.consumer is None else "consumer"
+
+    def has_members(self) -> bool:
+        return bool(self.members) or (self.consumer is not None and bool(self.consumer.members))
 
     def is_fenced(self, member_id: str, instance_id: str | None) -> bool:
         """A static member whose instance id now belongs to another member id."""
@@ -390,7 +402,7 @@ class GroupCoordinator:
                 respond(JoinResult(UNKNOWN_MEMBER_ID, member_id))
                 return
             group = Group(group_id)
-        if not group.supports(protocol_type, protocols):
+        if not group.supports(protocol_type, protocols) or group.consumer is not None and group.has_members():
             respond(JoinResult(INCONSISTENT_GROUP_PROTOCOL, member_id))
             return
         self.groups.setdefault(group_id, group)
@@ -739,6 +751,11 @@ class GroupCoordinator:
                 return ILLEGAL_GENERATION
             self.groups[group_id] = Group(group_id)
             return NONE
+        if group.consumer is not None and group.consumer.members:
+            consumer_member = group.consumer.members.get(member_id)
+            if consumer_member is None:
+                return UNKNOWN_MEMBER_ID
+            return NONE if generation == consumer_member.epoch else STALE_MEMBER_EPOCH
         if group.is_fenced(member_id, instance_id):
             return FENCED_INSTANCE_ID
         if generation < 0 and group.state == EMPTY:
@@ -776,7 +793,7 @@ class GroupCoordinator:
         group = self.groups.get(group_id)
         if group is None:
             return GROUP_ID_NOT_FOUND
-        if group.members or group.state != EMPTY:
+        if group.has_members() or group.state != EMPTY:
             return NON_EMPTY_GROUP
         for timer in group.pending_members.values():
             self._cancel(timer)
@@ -789,14 +806,86 @@ class GroupCoordinator:
         group = self.groups.get(group_id)
         if group is None:
             return None
+        consumer = group.consumer
+        if consumer is not None:
+            members = tuple(
+                MemberInfo(m.member_id, m.instance_id, m.client_id, m.client_host,
+                           self.config.group_consumer_session_timeout_ms, m.rebalance_timeout_ms, b"",
+                           tuple(sorted(m.assigned)))
+                for m in consumer.members.values()
+            )
+            generation, protocol = consumer.epoch, None
+        else:
+            members = tuple(m.info() for m in group.members.values())
+            generation, protocol = group.generation, group.protocol_name
         return GroupInfo(
             group.group_id,
             group.state,
-            group.generation,
+            generation,
             group.protocol_type,
-            group.protocol_name,
+            protocol,
             group.leader_id,
-            tuple(m.info() for m in group.members.values()),
+            members,
             self.coordinator(group_id),
             {key: committed.offset for key, committed in group.offsets.items()},
+            group.group_type,
         )
+
+    # -- KIP-848 consumer groups -------------------------------------------------------------------
+
+    def consumer_heartbeat(
+        self,
+        group_id: str,
+        member_id: str,
+        epoch: int,
+        instance_id: str | None,
+        client_id: str,
+        client_host: str,
+        rebalance_timeout_ms: int,
+        topics: Sequence[str] | None,
+        assignor: str | None,
+        owned: Sequence[tuple[str, int]] | None,
+    ) -> HeartbeatResult:
+        """Handle a ConsumerGroupHeartbeat (see :mod:`kprod.cluster.consumer_protocol`)."""
+        group = self.groups.get(group_id)
+        if group is None:
+            if epoch != 0:
+                return HeartbeatResult(UNKNOWN_MEMBER_ID if epoch > 0 else NONE, member_id, epoch)
+            group = self.groups[group_id] = Group(group_id)
+        if group.consumer is None:
+            if group.members or group.state != EMPTY:
+                return HeartbeatResult(GROUP_ID_NOT_FOUND, message=f"Group {group_id} is a classic group.")
+            group.consumer = ConsumerGroupState()  # an empty classic group (offsets only) converts
+            group.protocol_type = "consumer"
+        topics_state = self._state.topics
+
+        def partitions(topic: str) -> int:
+            found = topics_state.get(topic)
+            return len(found.partitions) if found is not None else 0
+
+        if epoch < 0 and member_id in group.consumer.members:
+            self._cancel(group.consumer.members[member_id].session_timer)  # it leaves
+        result, member = group.consumer.heartbeat(
+            member_id, epoch, instance_id, client_id, client_host, rebalance_timeout_ms, topics, assignor, owned,
+            partitions,
+        )
+        if member is not None:
+            self._cancel(member.session_timer)
+            member.session_timer = self._after(
+                self.config.group_consumer_session_timeout_ms,
+                lambda: self._consumer_expired(group, member.member_id),
+            )
+        self._settle_consumer_group(group)
+        return result
+
+    def _consumer_expired(self, group: Group, member_id: str) -> None:
+        if group.consumer is not None:
+            group.consumer.remove(member_id)
+            self._settle_consumer_group(group)
+
+    def _settle_consumer_group(self, group: Group) -> None:
+        consumer = group.consumer
+        if consumer is None:
+            return
+        group.state = consumer.state_name()  # Empty, Stable or Reconciling
+        group.generation = consumer.epoch

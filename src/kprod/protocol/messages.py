@@ -58,6 +58,7 @@ class ApiKey(IntEnum):
     END_TXN = 26
     DELETE_GROUPS = 42
     OFFSET_DELETE = 47
+    CONSUMER_GROUP_HEARTBEAT = 68
 
 
 #: The version range kprod's client side implements per API. Negotiation picks
