@@ -569,7 +569,7 @@ def handle_consumer_group_heartbeat(engine: Engine, context: RequestContext) -> 
     code = INVALID_GROUP_ID if not group_id else _owner_error(engine, context, group_id)
     result = None
     if not code:
-        owned = None
+        owned: list[tuple[str, int]] | None = None
         if request.topic_partitions is not None:
             owned = []
             for item in request.topic_partitions:
