@@ -46,19 +46,20 @@ MemberFactory = Callable[[str], Member]
 class ConfluentMember:
     def __init__(self, bootstrap: str, group: str, **extra: Any) -> None:
         confluent_kafka = pytest.importorskip("confluent_kafka")
-        self.consumer = confluent_kafka.Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": group,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "session.timeout.ms": 6000,
-                "heartbeat.interval.ms": 200,
-                "topic.metadata.refresh.interval.ms": 1000,
-                "log_level": 2,
-                **extra,
-            }
-        )
+        settings = {
+            "bootstrap.servers": bootstrap,
+            "group.id": group,
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+            "heartbeat.interval.ms": 200,
+            "topic.metadata.refresh.interval.ms": 1000,
+            "log_level": 2,
+            **extra,
+        }
+        if settings.get("group.protocol") == "consumer":  # KIP-848: the broker sets these
+            del settings["session.timeout.ms"], settings["heartbeat.interval.ms"]
+        self.consumer = confluent_kafka.Consumer(settings)
         self.consumer.subscribe([TOPIC])
 
     def poll(self) -> list[Read]:
