@@ -56,7 +56,8 @@ def test_partitions_move_only_after_their_owner_released_them() -> None:
     b_id = b.member_id or ""
     # a is told to give up half, keeping its epoch until it confirms
     a2, _ = group.heartbeat(a.member_id or "", a.member_epoch, None, "c", "/h", 1000, None, None, None, _partitions)
-    assert a2.member_epoch == a.member_epoch and a2.assignment == {("t", 0), ("t", 2), ("t", 4)}
+    kept = a2.assignment or frozenset()
+    assert a2.member_epoch == a.member_epoch and len(kept) == 3 and kept < (a.assignment or frozenset())
     b2, _ = group.heartbeat(b_id, b.member_epoch, None, "c", "/h", 1000, None, None, None, _partitions)
     assert b2.assignment is None  # unchanged: a has not released anything yet
     # a confirms: it owns only its half now, and moves to the new epoch
@@ -64,7 +65,7 @@ def test_partitions_move_only_after_their_owner_released_them() -> None:
                             sorted(a2.assignment or ()), _partitions)
     assert a3.member_epoch == group.epoch and a3.assignment is None
     b3, _ = group.heartbeat(b_id, b.member_epoch, None, "c", "/h", 1000, None, None, None, _partitions)
-    assert b3.assignment == {("t", 1), ("t", 3), ("t", 5)}
+    assert b3.assignment == {("t", p) for p in range(6)} - kept
     assert group.state_name() == "Stable"
     # errors
     assert group.heartbeat(b_id, 99, None, "c", "/h", 1000, None, None, None, _partitions)[0].error == FENCED_MEMBER_EPOCH
