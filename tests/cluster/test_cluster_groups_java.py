@@ -68,8 +68,9 @@ def orders(cluster: EmbeddedCluster) -> dict[int, list[str]]:
     return sent
 
 
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
 def test_console_consumer_with_group_reads_and_commits(
-    cluster: EmbeddedCluster, orders: dict[int, list[str]], java_tool: list[str]
+    cluster: EmbeddedCluster, orders: dict[int, list[str]], java_tool: list[str], protocol: str
 ) -> None:
     out = _run(
         java_tool,
@@ -81,8 +82,9 @@ def test_console_consumer_with_group_reads_and_commits(
         "--max-messages", "30",
         "--timeout-ms", "60000",
         "--formatter-property", "print.partition=true",
+        "--consumer-property", f"group.protocol={protocol}",
     )
-    lines = out.splitlines()
+    lines = [line for line in out.splitlines() if line.startswith("Partition:")]
     assert len(lines) == 30
     got: dict[int, list[str]] = {p: [] for p in range(3)}
     for line in lines:
@@ -90,7 +92,7 @@ def test_console_consumer_with_group_reads_and_commits(
         got[int(partition.removeprefix("Partition:"))].append(value)
     assert got == orders  # every record once, in partition order
     info = cluster.group_info(GROUP)
-    assert info.state == "Empty" and info.protocol_type == "consumer"
+    assert info.state == "Empty" and info.protocol_type == "consumer" and info.group_type == protocol
     assert info.offsets == {(TOPIC, p): 10 for p in range(3)}
 
 
