@@ -96,13 +96,14 @@ def test_console_consumer_with_group_reads_and_commits(
     assert info.offsets == {(TOPIC, p): 10 for p in range(3)}
 
 
+@pytest.mark.parametrize("protocol", ["classic", "consumer"])
 def test_consumer_group_command_describes_a_live_group(
-    cluster: EmbeddedCluster, orders: dict[int, list[str]], java_tool: list[str]
+    cluster: EmbeddedCluster, orders: dict[int, list[str]], java_tool: list[str], protocol: str
 ) -> None:
     confluent_kafka = pytest.importorskip("confluent_kafka")
     consumer = confluent_kafka.Consumer(
         {"bootstrap.servers": cluster.bootstrap_servers, "group.id": GROUP, "enable.auto.commit": False,
-         "auto.offset.reset": "earliest", "client.id": "describe-me", "log_level": 2}
+         "auto.offset.reset": "earliest", "client.id": "describe-me", "log_level": 2, "group.protocol": protocol}
     )
     try:
         consumer.subscribe([TOPIC])

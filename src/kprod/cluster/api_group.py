@@ -15,6 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kprod.cluster.consumer_protocol import assignment_bytes
 from kprod.cluster.deferred import DeferredReply
 from kprod.cluster.entities import error, make, millis
 from kprod.cluster.groups import STABLE, JoinResult, SyncResult
@@ -523,11 +524,11 @@ def handle_describe_groups(engine: Engine, context: RequestContext) -> Reply:
                 )
                 for m in group.members.values()
             )
-            if group.consumer is not None:  # KIP-848 members: no classic metadata or assignment bytes
+            if group.consumer is not None:  # KIP-848 members: their partitions as a classic Assignment
                 members = tuple(
                     make(module.DescribedGroupMember, member_id=m.member_id, group_instance_id=m.instance_id,
                          client_id=m.client_id, client_host=m.client_host, member_metadata=b"",
-                         member_assignment=b"")
+                         member_assignment=assignment_bytes(m.assigned))
                     for m in group.consumer.members.values()
                 )
         described.append(

@@ -15,12 +15,13 @@ membership or subscription change.
 
 from __future__ import annotations
 
+import struct
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ASSIGNORS", "ConsumerGroupState", "ConsumerMember", "HeartbeatResult", "assign"]
+__all__ = ["ASSIGNORS", "ConsumerGroupState", "ConsumerMember", "HeartbeatResult", "assign", "assignment_bytes"]
 
 NONE = 0
 UNKNOWN_MEMBER_ID = 25
@@ -66,6 +67,19 @@ class ConsumerMember:
         self.owned: set[TopicPartition] | None = None  # as last reported by the member
         self.sent: frozenset[TopicPartition] | None = None  # the assignment last answered
         self.session_timer: Any = None
+
+
+def assignment_bytes(partitions: set[TopicPartition]) -> bytes:
+    """A member's partitions as a classic consumer protocol Assignment (v0), for DescribeGroups."""
+    by_topic: dict[str, list[int]] = {}
+    for topic, index in sorted(partitions):
+        by_topic.setdefault(topic, []).append(index)
+    out = [struct.pack(">hi", 0, len(by_topic))]
+    for topic, indexes in by_topic.items():
+        name = topic.encode()
+        out.append(struct.pack(f">h{len(name)}si{len(indexes)}i", len(name), name, len(indexes), *indexes))
+    out.append(struct.pack(">i", -1))  # no user data
+    return b"".join(out)
 
 
 def assign(
