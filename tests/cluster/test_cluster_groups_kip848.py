@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from kprod.cluster import EmbeddedCluster
+from kprod.cluster.groups import INCONSISTENT_GROUP_PROTOCOL
 from kprod.cluster.consumer_protocol import (
     FENCED_MEMBER_EPOCH,
     UNKNOWN_MEMBER_ID,
@@ -22,6 +23,8 @@ from kprod.cluster.consumer_protocol import (
     ConsumerGroupState,
     assign,
 )
+from cluster_helpers import wait_until
+from test_cluster_group_protocol import Client
 from test_cluster_groups import GROUP, ConfluentMember, orders, run_group_lifecycle  # noqa: F401  (fixture)
 
 
@@ -86,3 +89,30 @@ def test_server_side_assignors() -> None:
     uniform = assign("uniform", members, counts.__getitem__)
     assert uniform["m1"] | uniform["m2"] == {("a", 0), ("a", 1), ("a", 2), ("a", 3), ("b", 0), ("b", 1)}
     assert not uniform["m1"] & uniform["m2"] and len(uniform["m2"]) == 2
+
+
+def test_restarted_static_member_replaces_its_old_self() -> None:
+    group = ConsumerGroupState()
+    first, _ = group.heartbeat("m-1", 0, "host-1", "c", "/h", 1000, ["t"], None, [], _partitions)
+    assert first.assignment == {("t", p) for p in range(6)}
+    again, _ = group.heartbeat("m-2", 0, "host-1", "c", "/h", 1000, ["t"], None, [], _partitions)
+    assert list(group.members) == ["m-2"] and again.assignment == {("t", p) for p in range(6)}
+    assert group.heartbeat("m-1", first.member_epoch, "host-1", "c", "/h", 1000, None, None, None,
+                           _partitions)[0].error == UNKNOWN_MEMBER_ID
+
+
+def test_classic_and_consumer_members_do_not_share_a_group(cluster: EmbeddedCluster) -> None:
+    consumer_member = ConfluentMember(cluster.bootstrap_servers, "mixed", **{"group.protocol": "consumer"})
+    try:
+        cluster.create_topic("orders", partitions=2)
+        wait_until(lambda: consumer_member.poll() == [] and len(consumer_member.assignment()) == 2, timeout=30,
+                   what="the KIP-848 member owning both partitions")
+        classic = Client(cluster, cluster.group_coordinator("mixed"))
+        try:
+            first = classic.join("mixed")
+            assert int(first.error_code) == INCONSISTENT_GROUP_PROTOCOL
+        finally:
+            classic.close()
+        assert cluster.group_info("mixed").group_type == "consumer"
+    finally:
+        consumer_member.close()

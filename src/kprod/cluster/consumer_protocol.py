@@ -8,8 +8,8 @@ answer leaves those partitions out and keeps the old epoch), and only once the
 member reports it no longer owns them, and no other member still holds a
 partition, does the member receive the partitions and the new epoch. So a
 partition never has two owners. This is a small model of Kafka's coordinator:
-no regex subscriptions, no racks, no static-member rejoin without a rebalance,
-and partition-count changes of subscribed topics are seen only at the next
+no regex subscriptions, no racks, a restarted static member replaces its old
+self through a rebalance (a new epoch), and partition-count changes of subscribed topics are seen only at the next
 membership or subscription change.
 """
 
@@ -151,6 +151,10 @@ class ConsumerGroupState:
             if topics is None:
                 return HeartbeatResult(INVALID_REQUEST, message="A joining member must give its subscribed topics."), None
             member_id = member_id or str(uuid.uuid4())
+            if instance_id is not None:  # a restarted static member replaces its old self
+                for old in [m for m in self.members.values() if m.instance_id == instance_id and m.member_id != member_id]:
+                    del self.members[old.member_id]
+                    self.epoch += 1
             member = self.members.get(member_id)
             if member is None:
                 member = self.members[member_id] = ConsumerMember(member_id, instance_id, client_id, client_host)

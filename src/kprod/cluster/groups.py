@@ -406,6 +406,7 @@ class GroupCoordinator:
             respond(JoinResult(INCONSISTENT_GROUP_PROTOCOL, member_id))
             return
         self.groups.setdefault(group_id, group)
+        group.consumer = None  # an empty KIP-848 group (offsets only) becomes classic
         args = (client_id, client_host, session_timeout_ms, rebalance_timeout_ms, protocol_type, protocols)
         if not member_id:
             new_id = f"{instance_id if instance_id is not None else client_id}-{uuid.uuid4()}"
