@@ -23,7 +23,10 @@ hashes to (``abs(java hashCode) % offsets.topic.num.partitions``, as Kafka
 places groups on ``__consumer_offsets``), and that leadership moves to the
 next running broker when the coordinator stops, keeping every group and
 offset. Timeouts are timers on the cluster's event loop and its monotonic
-clock, never sleeps.
+clock, never sleeps. KIP-848 groups (``group.protocol=consumer``) live in the
+same ``Group`` objects, with their members and epochs in
+:mod:`kprod.cluster.consumer_protocol`, so offsets and the admin APIs serve
+both kinds.
 """
 
 from __future__ import annotations
