@@ -60,8 +60,8 @@ def test_api_versions_unknown_version_gets_v0_answer(cluster: EmbeddedCluster) -
 
 
 def test_unknown_api_or_version_closes_connection(cluster: EmbeddedCluster) -> None:
-    join_group = struct.pack(">hhih", 11, 5, 1, 4) + b"test" + b"\x00" * 20
-    assert _raw_exchange(cluster, join_group) == b""
+    join_group_v10 = struct.pack(">hhih", 11, 10, 1, 4) + b"test" + b"\x00" * 20  # no such version
+    assert _raw_exchange(cluster, join_group_v10) == b""
     produce_v2 = struct.pack(">hhih", 0, 2, 1, 4) + b"test" + b"\x00" * 20  # advertised from 0, refused below 3
     assert _raw_exchange(cluster, produce_v2) == b""
 
@@ -149,12 +149,12 @@ def test_metadata_of_all_topics(cluster: EmbeddedCluster) -> None:
     assert len({p.leader_id for p in response.topics[0].partitions}) == 2
 
 
-def test_find_coordinator_is_not_available(cluster: EmbeddedCluster) -> None:
+def test_find_coordinator_has_no_transaction_coordinator(cluster: EmbeddedCluster) -> None:
     from kprod.protocol.messages import request_type
 
     with connect(cluster, 0) as conn:
         version = conn.version(ApiKey.FIND_COORDINATOR)
-        response = conn.send(request_type(ApiKey.FIND_COORDINATOR, version)(key_type=0, coordinator_keys=("g",)))
+        response = conn.send(request_type(ApiKey.FIND_COORDINATOR, version)(key_type=1, coordinator_keys=("tx",)))
     assert [int(c.error_code) for c in response.coordinators] == [COORDINATOR_NOT_AVAILABLE]
 
 

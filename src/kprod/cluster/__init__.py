@@ -14,6 +14,7 @@ production.
 from kprod.cluster.embedded import EmbeddedCluster
 from kprod.cluster.exceptions import ClusterError
 from kprod.cluster.hooks import DROP, Delay, Error, Hook, HookContext, HookInfo, Throttle
+from kprod.cluster.groups import GroupInfo, MemberInfo
 from kprod.cluster.info import BrokerInfo, LoggedBatch, PartitionInfo, Record
 from kprod.cluster.sasl_server import Authentication
 
@@ -25,10 +26,12 @@ __all__ = [
     "Delay",
     "EmbeddedCluster",
     "Error",
+    "GroupInfo",
     "Hook",
     "HookContext",
     "HookInfo",
     "LoggedBatch",
+    "MemberInfo",
     "PartitionInfo",
     "Record",
     "Throttle",

@@ -1,10 +1,9 @@
-"""ApiVersions, Metadata, CreateTopics, DeleteTopics, InitProducerId, FindCoordinator.
+"""ApiVersions, Metadata, CreateTopics, DeleteTopics, InitProducerId.
 
-Everything a client asks before it produces or fetches. Transactions and
-consumer groups are not served: FindCoordinator answers
-COORDINATOR_NOT_AVAILABLE (consumers with assigned partitions never need a
-coordinator), and InitProducerId with a transactional id answers
-INVALID_REQUEST so a transactional producer fails at once instead of waiting.
+Everything a client asks before it produces or fetches (FindCoordinator is
+with the group APIs, in :mod:`kprod.cluster.api_group`). Transactions are not
+served: InitProducerId with a transactional id answers INVALID_REQUEST so a
+transactional producer fails at once instead of waiting.
 """
 
 from __future__ import annotations
@@ -26,7 +25,6 @@ __all__ = [
     "handle_api_versions",
     "handle_create_topics",
     "handle_delete_topics",
-    "handle_find_coordinator",
     "handle_init_producer_id",
     "handle_metadata",
 ]
@@ -34,7 +32,6 @@ __all__ = [
 NONE = 0
 UNKNOWN_TOPIC_OR_PARTITION = 3
 LEADER_NOT_AVAILABLE = 5
-COORDINATOR_NOT_AVAILABLE = 15
 UNSUPPORTED_VERSION = 35
 INVALID_REQUEST = 42
 UNKNOWN_TOPIC_ID = 100
@@ -278,7 +275,7 @@ def handle_delete_topics(engine: Engine, context: RequestContext) -> Reply:
     return _reply(context, entity)
 
 
-# -- InitProducerId / FindCoordinator ---------------------------------------------------
+# -- InitProducerId -------------------------------------------------------------------
 
 
 def handle_init_producer_id(engine: Engine, context: RequestContext) -> Reply:
@@ -295,30 +292,5 @@ def handle_init_producer_id(engine: Engine, context: RequestContext) -> Reply:
             error_code=error(NONE),
             producer_id=engine.state.allocate_producer_id(),
             producer_epoch=0,
-        )
-    return _reply(context, entity)
-
-
-def handle_find_coordinator(engine: Engine, context: RequestContext) -> Reply:
-    module = response_module(ApiKey.FIND_COORDINATOR, context.version)
-    code = context.injected_error or COORDINATOR_NOT_AVAILABLE
-    message = "The embedded cluster has no group or transaction coordinator; assign partitions instead."
-    if context.version >= 4:
-        entity = module.FindCoordinatorResponse(
-            throttle_time=millis(context.throttle_ms),
-            coordinators=tuple(
-                module.Coordinator(key=key, node_id=-1, host="", port=-1, error_code=error(code), error_message=message)
-                for key in context.request.coordinator_keys
-            ),
-        )
-    else:
-        entity = make(
-            module.FindCoordinatorResponse,
-            throttle_time=millis(context.throttle_ms),
-            error_code=error(code),
-            error_message=message,
-            node_id=-1,
-            host="",
-            port=-1,
         )
     return _reply(context, entity)

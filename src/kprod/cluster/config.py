@@ -5,11 +5,13 @@ The embedded cluster takes the broker keys a Kafka operator would set
 production config it stands in for. Keys it does not implement are refused
 with the list of those it does, instead of being silently ignored.
 
-Defaults follow Kafka, except two retention settings. ``log.retention.bytes``:
+Defaults follow Kafka, except three settings. ``log.retention.bytes``:
 Kafka keeps everything by default, but this cluster holds logs in memory, so
 each partition keeps at most 64 MiB (the oldest batches go first) unless told
 otherwise. ``log.retention.ms``: Kafka's 7 days would delete the fixed, old
 timestamps tests like to write, so time-based retention is off (-1) unless set.
+``group.initial.rebalance.delay.ms`` is 0, as in the ``server.properties``
+Kafka ships for development, so a test's first rebalance does not wait 3 s.
 
 :func:`describe_topic_config` lists a topic's settings the way DescribeConfigs
 does: every key with its value and where the value comes from (set on the
@@ -87,6 +89,12 @@ class BrokerConfig:
     #: ``connections.max.reauth.ms``: SASL session lifetime (0: sessions never expire)
     max_reauth_ms: int = 0
     given: tuple[tuple[str, str], ...] = ()  # the broker keys set at start, as strings
+    group_min_session_timeout_ms: int = 6000
+    group_max_session_timeout_ms: int = 1800000
+    group_initial_rebalance_delay_ms: int = 0
+    offsets_topic_num_partitions: int = 50
+    group_consumer_session_timeout_ms: int = 45000
+    group_consumer_heartbeat_interval_ms: int = 5000
 
 
 # topic key -> TopicConfig field
@@ -128,8 +136,23 @@ _BROKER_TOPIC_DEFAULTS = {
     "log.cleanup.policy": "cleanup.policy",
 }
 _BROKER_KEY_OF = {topic_key: broker_key for broker_key, topic_key in _BROKER_TOPIC_DEFAULTS.items()}
-_BROKER_KEYS = ("auto.create.topics.enable", "num.partitions", "default.replication.factor",
-                "connections.max.reauth.ms", *_BROKER_TOPIC_DEFAULTS)
+# broker key -> (BrokerConfig field, minimum): the group coordinator's settings
+_BROKER_INT_KEYS = {
+    "group.min.session.timeout.ms": ("group_min_session_timeout_ms", 1),
+    "group.max.session.timeout.ms": ("group_max_session_timeout_ms", 1),
+    "group.initial.rebalance.delay.ms": ("group_initial_rebalance_delay_ms", 0),
+    "offsets.topic.num.partitions": ("offsets_topic_num_partitions", 1),
+    "group.consumer.session.timeout.ms": ("group_consumer_session_timeout_ms", 1),
+    "group.consumer.heartbeat.interval.ms": ("group_consumer_heartbeat_interval_ms", 1),
+}
+_BROKER_KEYS = (
+    "auto.create.topics.enable",
+    "num.partitions",
+    "default.replication.factor",
+    "connections.max.reauth.ms",
+    *_BROKER_TOPIC_DEFAULTS,
+    *_BROKER_INT_KEYS,
+)
 
 
 def _unknown_key(kind: str, key: str, known: list[str]) -> ClusterError:
@@ -210,8 +233,16 @@ def parse_broker_config(values: Mapping[str, Any] | None) -> BrokerConfig:
             config = replace(config, max_reauth_ms=_as_int("broker", key, value, 0))
         elif key in _BROKER_TOPIC_DEFAULTS:
             topic = _set_topic_key(topic, _BROKER_TOPIC_DEFAULTS[key], value, "broker")
+        elif key in _BROKER_INT_KEYS:
+            field, minimum = _BROKER_INT_KEYS[key]
+            config = replace(config, **{field: _as_int("broker", key, value, minimum)})  # type: ignore[arg-type]
         else:
             raise _unknown_key("broker", key, list(_BROKER_KEYS))
+    if config.group_min_session_timeout_ms > config.group_max_session_timeout_ms:
+        raise ClusterError(
+            f"broker config group.min.session.timeout.ms={config.group_min_session_timeout_ms} is above"
+            f" group.max.session.timeout.ms={config.group_max_session_timeout_ms}."
+        )
     return replace(config, topic_defaults=topic)
 
 

@@ -18,6 +18,7 @@ from kprod.cluster.config import describe_topic_config, parse_broker_config
 from kprod.cluster import faults
 from kprod.cluster.engine import Engine
 from kprod.cluster.exceptions import ClusterError
+from kprod.cluster.groups import GroupInfo
 from kprod.cluster.hooks import HookInfo, Hooks
 from kprod.cluster.info import BrokerInfo, LoggedBatch, PartitionInfo, decode_batches
 from kprod.cluster.sasl_server import Authentication
@@ -155,6 +156,22 @@ class ClusterCore:
     def op_authentications(self) -> list[Authentication]:
         sasl = self.engine.sasl
         return list(sasl.authentications) if sasl is not None else []
+
+    # -- consumer groups -----------------------------------------------------------------------
+
+    def op_groups(self) -> list[str]:
+        return sorted(self.engine.groups.groups)
+
+    def op_group_info(self, group_id: str) -> GroupInfo:
+        info = self.engine.groups.info(group_id)
+        if info is None:
+            raise ClusterError(f"There is no group {group_id!r}; the groups are {sorted(self.engine.groups.groups)}.")
+        return info
+
+    def op_group_coordinator(self, group_id: str) -> int:
+        if not isinstance(group_id, str):
+            raise ClusterError(f"A group id is a string, got {group_id!r}.")
+        return self.engine.groups.coordinator(group_id)
 
     # -- topics -------------------------------------------------------------------------------
 

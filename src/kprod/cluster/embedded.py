@@ -1,9 +1,9 @@
 """``EmbeddedCluster``: a multi-broker Kafka-protocol cluster for development and tests.
 
 It is a development and test tool, NOT a production broker: logs live in
-memory (bounded per partition), there are no consumer groups, transactions or
-ACLs, its TLS certificates are throw-away test ones, and records are checked by
-batch header and CRC only. For production use Apache Kafka.
+memory (bounded per partition), there are no transactions or ACLs, its TLS
+certificates are throw-away test ones, and records are checked by batch header
+and CRC only. For production use Apache Kafka.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any
 
 from kprod.cluster.core import ClusterCore
 from kprod.cluster.exceptions import ClusterError
+from kprod.cluster.groups import GroupInfo
 from kprod.cluster.hooks import Hook, HookInfo
 from kprod.cluster.info import BrokerInfo, LoggedBatch, PartitionInfo, Record
 from kprod.cluster.process import ProcessBackend
@@ -367,6 +368,20 @@ class EmbeddedCluster:
     def waiting_fetches(self, node_id: int | None = None) -> int:
         """Fetch requests long-polling for data right now (on one broker, or all)."""
         return self._call("waiting_fetches", node_id)  # type: ignore[no-any-return]
+
+    # -- consumer groups -----------------------------------------------------------------------------
+
+    def groups(self) -> list[str]:
+        """The ids of every consumer group the cluster knows (with members or committed offsets)."""
+        return self._call("groups")  # type: ignore[no-any-return]
+
+    def group_info(self, group_id: str) -> GroupInfo:
+        """State, generation, protocol, leader, members and committed offsets of a group."""
+        return self._call("group_info", group_id)  # type: ignore[no-any-return]
+
+    def group_coordinator(self, group_id: str) -> int:
+        """Node id of the broker coordinating ``group_id`` (-1 when no broker runs)."""
+        return self._call("group_coordinator", group_id)  # type: ignore[no-any-return]
 
     def internal_errors(self) -> list[str]:
         """Unexpected exceptions the brokers hit while serving (empty when all is well)."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kprod.cluster.api_group import GROUP_VERSIONS
+from kprod.cluster.groups import GroupCoordinator
 from kprod.cluster.hooks import DROP, Error, HookContext, Hooks
 from kprod.cluster.state import ClusterState, Partition
 from kprod.protocol.framing import RequestFrame
@@ -31,7 +33,6 @@ ADVERTISED_VERSIONS: dict[int, tuple[int, int]] = {
     ApiKey.FETCH: (4, 12),
     ApiKey.LIST_OFFSETS: (1, 7),
     ApiKey.METADATA: (0, 12),
-    ApiKey.FIND_COORDINATOR: (0, 4),
     ApiKey.API_VERSIONS: (0, 4),
     ApiKey.CREATE_TOPICS: (2, 7),
     ApiKey.DELETE_TOPICS: (1, 6),
@@ -45,6 +46,7 @@ ADVERTISED_VERSIONS: dict[int, tuple[int, int]] = {
     37: (0, 3),  # CreatePartitions
     44: (0, 1),  # IncrementalAlterConfigs
     60: (0, 2),  # DescribeCluster
+    **GROUP_VERSIONS,
 }
 
 
@@ -115,11 +117,15 @@ CLOSE: Any = _Close()
 Handler = Callable[["Engine", RequestContext], Any]
 
 
+def _no_timers(deadline: float, callback: Callable[[], None]) -> Any:
+    raise RuntimeError("the embedded cluster's event loop is not attached, so it has no timers")
+
+
 class Engine:
     """The request handlers of every broker, over one shared cluster state."""
 
     def __init__(self, state: ClusterState, hooks: Hooks, sasl: SaslServer | None = None) -> None:
-        from kprod.cluster import api_admin, api_configs, api_fetch, api_produce, api_topic_admin
+        from kprod.cluster import api_admin, api_configs, api_fetch, api_group, api_produce, api_topic_admin
 
         self.state = state
         self.hooks = hooks
@@ -132,7 +138,18 @@ class Engine:
             ApiKey.CREATE_TOPICS: api_admin.handle_create_topics,
             ApiKey.DELETE_TOPICS: api_admin.handle_delete_topics,
             ApiKey.INIT_PRODUCER_ID: api_admin.handle_init_producer_id,
-            ApiKey.FIND_COORDINATOR: api_admin.handle_find_coordinator,
+            ApiKey.FIND_COORDINATOR: api_group.handle_find_coordinator,
+            ApiKey.JOIN_GROUP: api_group.handle_join_group,
+            ApiKey.SYNC_GROUP: api_group.handle_sync_group,
+            ApiKey.HEARTBEAT: api_group.handle_heartbeat,
+            ApiKey.LEAVE_GROUP: api_group.handle_leave_group,
+            ApiKey.OFFSET_COMMIT: api_group.handle_offset_commit,
+            ApiKey.OFFSET_FETCH: api_group.handle_offset_fetch,
+            ApiKey.OFFSET_DELETE: api_group.handle_offset_delete,
+            ApiKey.LIST_GROUPS: api_group.handle_list_groups,
+            ApiKey.DESCRIBE_GROUPS: api_group.handle_describe_groups,
+            ApiKey.DELETE_GROUPS: api_group.handle_delete_groups,
+            ApiKey.CONSUMER_GROUP_HEARTBEAT: api_group.handle_consumer_group_heartbeat,
             ApiKey.PRODUCE: api_produce.handle_produce,
             ApiKey.FETCH: api_fetch.handle_fetch,
             ApiKey.LIST_OFFSETS: api_fetch.handle_list_offsets,
@@ -147,6 +164,9 @@ class Engine:
         }
         # Set by the event loop: called after records are appended to a partition.
         self.on_append: Callable[[Partition, int], None] = lambda partition, size: None
+        # Set by the event loop: run a callback at a time.monotonic() deadline (group timeouts).
+        self.add_timer: Callable[[float, Callable[[], None]], Any] = _no_timers
+        self.groups = GroupCoordinator(state, lambda deadline, callback: self.add_timer(deadline, callback))
 
     @property
     def advertised(self) -> dict[int, tuple[int, int]]:

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kprod.cluster.api_fetch import ParkedFetch, complete_fetch
+from kprod.cluster.deferred import DeferredReply
 from kprod.cluster.engine import CLOSE, Engine, Reply
 from kprod.cluster.exceptions import ClusterError
 from kprod.cluster.splice import encode_spliced
@@ -102,7 +103,7 @@ class Connection:
         self.peer = peer
         self.reader = FrameReader()  # cuts the byte stream into request frames
         self.inbox: deque[memoryview] = deque()  # request frames not handled yet (read-only views)
-        self.parked: ParkedFetch | None = None
+        self.parked: ParkedFetch | DeferredReply | None = None
         self.muted_until = 0.0  # throttling: no request is handled before this time
         self.mute_timer: _Timer | None = None
         self.delayed: deque[tuple[float, list[bytes | memoryview]]] = deque()  # responses delayed by hooks
@@ -128,7 +129,7 @@ class EventLoop:
         self._connections: dict[int, set[Connection]] = {}
         self._timers: list[tuple[float, int, _Timer]] = []
         self._timer_seq = itertools.count()
-        self._ready: list[ParkedFetch] = []
+        self._ready: list[ParkedFetch | DeferredReply] = []
         self._calls: queue.SimpleQueue[_Call] = queue.SimpleQueue()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
@@ -141,6 +142,7 @@ class EventLoop:
         self._thread_ident: int | None = None
         self._failure: BaseException | None = None
         engine.on_append = self._on_append
+        engine.add_timer = self.add_timer
         self.state.on_change = self._on_change
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -226,7 +228,7 @@ class EventLoop:
     def parked_count(self, node_id: int | None = None) -> int:
         """Connections whose Fetch is waiting for data (of one broker, or all)."""
         nodes = list(self._connections) if node_id is None else [node_id]
-        return sum(1 for n in nodes for c in self._connections.get(n, ()) if c.parked is not None)
+        return sum(1 for n in nodes for c in self._connections.get(n, ()) if isinstance(c.parked, ParkedFetch))
 
     def connection_count(self, node_id: int | None = None) -> int:
         if node_id is None:
@@ -478,6 +480,11 @@ class EventLoop:
             if isinstance(outcome, ParkedFetch):
                 self._park(conn, outcome)
                 return
+            if isinstance(outcome, DeferredReply):
+                conn.parked = outcome
+                outcome.connection = conn
+                outcome.attach(self._resolved)
+                return
             self._reply(conn, outcome)
 
     def _unmute(self, conn: Connection) -> None:
@@ -553,7 +560,10 @@ class EventLoop:
             conn.parked = None
         return conn
 
-    def _finish(self, parked: ParkedFetch) -> None:
+    def _finish(self, parked: ParkedFetch | DeferredReply) -> None:
+        if isinstance(parked, DeferredReply):
+            self._finish_deferred(parked)
+            return
         conn = self._unpark(parked)
         if conn is None or conn.closed:
             return
@@ -565,6 +575,17 @@ class EventLoop:
             self._close(conn)
             return
         self._reply(conn, reply)
+        self._process(conn)
+
+    def _resolved(self, deferred: DeferredReply) -> None:
+        self._ready.append(deferred)  # written after the request being served (``_finish_ready``)
+
+    def _finish_deferred(self, deferred: DeferredReply) -> None:
+        conn, deferred.connection = deferred.connection, None
+        if conn is None or conn.closed or conn.parked is not deferred:
+            return
+        conn.parked = None
+        self._reply(conn, deferred.reply)
         self._process(conn)
 
     # -- writing ---------------------------------------------------------------------------
@@ -610,8 +631,10 @@ class EventLoop:
         if conn.closed:
             return
         conn.closed = True
-        if conn.parked is not None:
+        if isinstance(conn.parked, ParkedFetch):
             self._unpark(conn.parked)
+        elif conn.parked is not None:
+            conn.parked.connection = None
         for timer in (conn.mute_timer, conn.delay_timer):
             if timer is not None:
                 timer.cancel()
