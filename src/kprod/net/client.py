@@ -12,17 +12,28 @@ from __future__ import annotations
 
 import errno
 import logging
+import random
 import socket
+import time
 from collections import deque
 from typing import Any, Callable
 
 from kprod._version import __version__
-from kprod.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError, ProtocolError
+from kprod.errors import (
+    AuthenticationError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    ProtocolError,
+)
 from kprod.protocol.connection import ClientConnection
 from kprod.protocol.messages import CLIENT_VERSIONS, ApiKey
+from kprod.protocol.sasl import SaslAuthenticator
 from kprod.protocol.versions import api_versions_request, broker_ranges, negotiate
 from kprod.net import syscalls
 from kprod.net.poller import READ, WRITE, make_poller
+from kprod.net.security import Security
+from kprod.net.tls import TlsSession
 
 __all__ = ["NetworkClient", "Handler"]
 
@@ -31,7 +42,12 @@ log = logging.getLogger("kprod.net")
 #: Called once per request with (response, None) or (None, error).
 Handler = Callable[[Any, BaseException | None], None]
 
-_DISCONNECTED, _CONNECTING, _NEGOTIATING, _READY = range(4)
+# A connection goes CONNECTING -> [TLS_HANDSHAKE] -> NEGOTIATING (ApiVersions)
+# -> [AUTHENTICATING (SASL)] -> READY; READY -> REAUTHENTICATING -> READY (KIP-368).
+_DISCONNECTED, _CONNECTING, _NEGOTIATING, _READY, _TLS_HANDSHAKE, _AUTHENTICATING, _REAUTHENTICATING = range(7)
+_SETTING_UP = (_CONNECTING, _TLS_HANDSHAKE, _NEGOTIATING, _AUTHENTICATING)
+# Re-authenticate between 85% and 95% of the broker's session lifetime (Java does the same).
+_REAUTH_FRACTION = (0.85, 0.95)
 _UNSUPPORTED_VERSION = 35
 _RECV_SIZE = 1 << 18
 
@@ -42,7 +58,7 @@ class _Node:
     __slots__ = (
         "node_id", "host", "port", "sock", "state", "protocol", "out", "awaiting",
         "flushed_handlers", "versions", "api_versions_version", "connect_deadline",
-        "reconnect_at", "failures", "registered_events",
+        "reconnect_at", "failures", "registered_events", "tls", "auth", "reauth_at",
     )
 
     def __init__(self, node_id: int, host: str, port: int) -> None:
@@ -63,6 +79,10 @@ class _Node:
         self.reconnect_at = 0.0
         self.failures = 0
         self.registered_events = 0
+        self.tls: TlsSession | None = None
+        self.auth: SaslAuthenticator | None = None
+        #: Clock time (ms) at which to re-authenticate (0: never; KIP-368).
+        self.reauth_at = 0.0
 
     def __repr__(self) -> str:
         return f"node {self.node_id} ({self.host}:{self.port})"
@@ -83,6 +103,7 @@ class NetworkClient:
         send_buffer_bytes: int = 131072,
         receive_buffer_bytes: int = 32768,
         on_disconnect: Callable[[int], None] | None = None,
+        security: Security | None = None,
     ) -> None:
         self.client_id = client_id
         self.clock = clock
@@ -96,6 +117,14 @@ class NetworkClient:
         # Told when a connection drops or cannot be made: a leader may have
         # moved, so the producer refreshes its metadata (Java does the same).
         self.on_disconnect = on_disconnect
+        self.security = security if security is not None else Security.plaintext()
+        self._tls_context = self.security.tls
+        self._sasl = self.security.sasl
+        #: Told (node id, error) when a broker refuses our credentials or certificate, so the
+        #: producer can fail what waits instead of retrying forever; cleared by a success.
+        self.on_auth_failure: Callable[[int, AuthenticationError], None] | None = None
+        self.on_authenticated: Callable[[int], None] | None = None
+        self._next_reauth = 0.0
         self._poller = make_poller()
         self._receiver = syscalls.Receiver(_RECV_SIZE)
         self._by_fd: dict[int, _Node] = {}
@@ -171,7 +200,7 @@ class NetworkClient:
         for node in self.nodes.values():
             if node.state == _READY:
                 load = len(node.awaiting)
-            elif node.state in (_CONNECTING, _NEGOTIATING):
+            elif node.state in _SETTING_UP or node.state == _REAUTHENTICATING:
                 load = 1 << 20
             elif now >= node.reconnect_at:
                 load = 1 << 25
@@ -201,6 +230,8 @@ class NetworkClient:
         Waiting releases the GIL; see :mod:`kprod.net.poller` for how the
         I/O thread gets it back quickly.
         """
+        if self._sasl and timeout_ms > 0:  # wake up in time for a re-authentication or token refresh
+            timeout_ms = min(timeout_ms, max(0.0, self._next_reauth - self.clock()))
         by_fd = self._by_fd
         for fd, events in self._poller.poll(timeout_ms):
             readable = events & READ
@@ -214,11 +245,17 @@ class NetworkClient:
                 if writable:
                     self._finish_connect(node)
                 continue
+            if node.state == _TLS_HANDSHAKE:
+                self._tls_handshake(node, readable, writable)
+                continue
             if writable and node.out:
                 self._flush(node)
             if readable and node.sock is not None:
                 self._read(node)
-        self._expire(self.clock())
+        now = self.clock()
+        self._expire(now)
+        if self._sasl and now >= self._next_reauth:
+            self._maybe_reauthenticate(now)
         self._run_completed()
 
     def wakeup(self) -> None:
@@ -289,6 +326,12 @@ class NetworkClient:
             log.debug("Connection to %r failed: %s", node, errno.errorcode.get(code, code))
             self._close_node(node, KafkaConnectionError(f"Could not connect to {node!r}: {errno.errorcode.get(code, code)}."))
             return
+        if self._tls_context is not None:
+            node.tls = TlsSession(self._tls_context, node.host, node.port)
+            node.state = _TLS_HANDSHAKE
+            self._set_events(node, READ)
+            self._tls_handshake(node, False, False)
+            return
         node.state = _NEGOTIATING
         self._set_events(node, READ)
         self._send_api_versions(node)
@@ -311,13 +354,143 @@ class NetworkClient:
                 self._send_api_versions(node)
                 return
             node.versions = negotiate(broker_ranges(response))
-            node.state = _READY
-            node.failures = 0
-            log.debug("Connected to %r", node)
+            if self._sasl:
+                self._start_authentication(node, node.connect_deadline)
+                return
+            self._now_ready(node)
 
         return handle
 
+    def _now_ready(self, node: _Node) -> None:
+        node.state = _READY
+        node.failures = 0
+        log.debug("Connected to %r", node)
+
+    # -- TLS and SASL (issue 12): a step of its own between TCP connect and READY ------------
+
+    def _tls_handshake(self, node: _Node, readable: bool, writable: bool) -> None:
+        """Advance the TLS handshake with whatever arrived; on completion, negotiate versions."""
+        tls, sock = node.tls, node.sock
+        assert tls is not None and sock is not None
+        if writable and node.out:
+            self._flush(node)
+            if node.sock is None:
+                return
+        received = b""
+        if readable:
+            try:
+                data = self._receiver.recv(sock)
+            except OSError as exc:
+                self._close_node(node, KafkaConnectionError(f"Reading from {node!r} failed: {exc}."))
+                return
+            if data == b"":
+                self._auth_failed(node, tls.eof())
+                return
+            received = data or b""
+        try:
+            out = tls.handshake(received)
+        except AuthenticationError as exc:
+            self._auth_failed(node, exc)
+            return
+        if out:
+            self._send_raw(node, out)
+            if node.sock is None:
+                return
+        if tls.handshake_done:
+            node.state = _NEGOTIATING
+            self._send_api_versions(node)
+
+    def _start_authentication(self, node: _Node, deadline: float) -> None:
+        auth = self.security.new_authenticator()
+        assert auth is not None
+        node.auth = auth
+        node.state = _AUTHENTICATING if node.state != _READY else _REAUTHENTICATING
+        try:
+            request = auth.start(node.versions)
+        except AuthenticationError as exc:
+            self._auth_failed(node, exc)
+            return
+        self._send_setup(node, request, deadline, self._on_sasl(node, deadline))
+
+    def _on_sasl(self, node: _Node, deadline: float) -> Handler:
+        def handle(response: Any, error: BaseException | None) -> None:
+            if error is not None or node.auth is None:
+                return  # the connection is already closed
+            try:
+                request = node.auth.on_response(response)
+            except AuthenticationError as exc:
+                self._auth_failed(node, exc)
+                return
+            if request is not None:
+                self._send_setup(node, request, deadline, handle)
+                return
+            lifetime = node.auth.session_lifetime_ms
+            node.auth = None
+            node.reauth_at = 0.0
+            if lifetime > 0:
+                node.reauth_at = self.clock() + lifetime * random.uniform(*_REAUTH_FRACTION)
+                self._next_reauth = min(self._next_reauth, node.reauth_at) if self._next_reauth else node.reauth_at
+            if node.state == _REAUTHENTICATING:
+                node.state = _READY
+                log.debug("Re-authenticated with %r", node)
+            else:
+                self._now_ready(node)
+            if self.on_authenticated is not None:
+                self.on_authenticated(node.node_id)
+
+        return handle
+
+    def _send_setup(self, node: _Node, request: Any, deadline: float, handler: Handler) -> None:
+        """Send a connection-setup request (ApiVersions, SASL) to a node that is not READY."""
+        assert node.protocol is not None
+        _, frame = node.protocol.send(request)
+        node.awaiting.append((deadline, handler))
+        self._write(node, frame)
+
+    def _maybe_reauthenticate(self, now: float) -> None:
+        """Start KIP-368 re-authentication on READY connections whose session nears its end.
+
+        Requests already in flight stay in flight: Kafka answers a connection's
+        requests in order, so their responses arrive before the SASL ones and
+        nothing is lost or reordered; new requests wait until the exchange ends.
+        """
+        if self.security.token_source is not None:
+            try:
+                self.security.token_source.maintain()
+            except AuthenticationError as exc:
+                log.warning("OAUTHBEARER token refresh failed; will retry: %s", exc)
+        upcoming = 0.0
+        for node in self.nodes.values():
+            if node.state == _READY and node.reauth_at:
+                if now >= node.reauth_at:
+                    node.reauth_at = 0.0
+                    log.debug("Re-authenticating with %r (KIP-368)", node)
+                    self._start_authentication(node, now + self.request_timeout_ms)
+                elif not upcoming or node.reauth_at < upcoming:
+                    upcoming = node.reauth_at
+        source = self.security.token_source
+        if source is not None and source.token is not None:
+            refresh = now + max(0.0, source.refresh_at - time.time()) * 1000.0
+            upcoming = min(upcoming, refresh) if upcoming else refresh
+        self._next_reauth = upcoming if upcoming else now + 1000.0
+
+    def _auth_failed(self, node: _Node, error: AuthenticationError) -> None:
+        """The broker refused us: close, back off to the maximum, and tell the producer."""
+        log.error("Authentication with %r failed: %s", node, error)
+        self._close_node(node, error)
+        node.reconnect_at = self.clock() + self.reconnect_backoff_max_ms
+        if self.on_auth_failure is not None:
+            self.on_auth_failure(node.node_id, error)
+
     def _write(self, node: _Node, frame: bytes) -> None:
+        if node.tls is not None:
+            frame = node.tls.encrypt(frame)
+        if node.out:
+            node.out += frame
+            return
+        self._send_raw(node, frame)
+
+    def _send_raw(self, node: _Node, frame: bytes) -> None:
         if node.out:
             node.out += frame
             return
@@ -366,8 +539,21 @@ class NetworkClient:
             if data is None:
                 return
             if not data:
-                self._close_node(node, KafkaConnectionError(f"{node!r} closed the connection."))
+                self._closed_by_broker(node)
                 return
+            raw_length = len(data)
+            if node.state == _NEGOTIATING and node.tls is None and data[:1] in (b"\x15", b"\x16") and data[1:2] == b"\x03":
+                self._auth_failed(node, AuthenticationError(
+                    f"{node!r} answered with TLS: it is a TLS listener. Set security.protocol=SSL or SASL_SSL."))
+                return
+            if node.tls is not None:
+                data, reply = node.tls.decrypt(data)
+                if reply:
+                    self._send_raw(node, reply)
+                if not data:
+                    if raw_length < _RECV_SIZE:
+                        return
+                    continue
             try:
                 responses = node.protocol.receive(data)
             except ProtocolError as exc:
@@ -382,12 +568,27 @@ class NetworkClient:
             for _, response in responses:
                 _, handler = node.awaiting.popleft()
                 self._completed.append((handler, response, None))
-            if len(data) < _RECV_SIZE:
+            if raw_length < _RECV_SIZE:
                 return
+
+    def _closed_by_broker(self, node: _Node) -> None:
+        if node.state == _AUTHENTICATING:
+            # Kafka closes the connection when SASL fails on brokers that cannot send
+            # SaslAuthenticate errors, and when a client talks plaintext to a SASL_SSL port.
+            self._auth_failed(node, AuthenticationError(
+                f"{node!r} closed the connection during SASL authentication: the credentials may be wrong,"
+                " or the listener expects TLS (security.protocol=SASL_SSL)."))
+            return
+        if node.state == _NEGOTIATING and self._tls_context is None:
+            self._close_node(node, KafkaConnectionError(
+                f"{node!r} closed the connection before answering ApiVersions: if this is a TLS"
+                " listener, set security.protocol=SSL or SASL_SSL."))
+            return
+        self._close_node(node, KafkaConnectionError(f"{node!r} closed the connection."))
 
     def _expire(self, now: float) -> None:
         for node in self.nodes.values():
-            if node.state == _CONNECTING or node.state == _NEGOTIATING:
+            if node.state in _SETTING_UP:
                 if now >= node.connect_deadline:
                     self._close_node(node, KafkaTimeoutError(
                         f"Connection setup to {node!r} timed out after {self.connection_setup_timeout_ms} ms "
@@ -404,6 +605,9 @@ class NetworkClient:
             node.sock.close()
         node.sock = None
         node.protocol = None
+        node.tls = None
+        node.auth = None
+        node.reauth_at = 0.0
         node.registered_events = 0
         was_ready = node.state == _READY
         node.state = _DISCONNECTED
