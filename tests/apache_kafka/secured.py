@@ -97,7 +97,8 @@ class SecurityMaterial:
         ca = trustme.CA()
         self.ca_pem = self.directory / "ca.pem"
         ca.cert_pem.write_to_path(str(self.ca_pem))
-        server = ca.issue_cert("127.0.0.1", "localhost")
+        # 127.0.0.1 only: "localhost" then serves as the wrong host name in the tests.
+        server = ca.issue_cert("127.0.0.1")
         key = serialization.load_pem_private_key(server.private_key_pem.bytes(), None)
         pkcs8 = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                   serialization.NoEncryption())
@@ -152,6 +153,8 @@ class SecurityMaterial:
             "sasl.oauthbearer.jwks.endpoint.url": self.jwks_url,
             "sasl.oauthbearer.expected.audience": "kafka",
             "sasl.oauthbearer.expected.issuer": "kprod-tests",
+            # With a session lifetime set, a token's own expiry bounds the session (KIP-368).
+            "listener.name.sasl_ssl.oauthbearer.connections.max.reauth.ms": "3600000",
             "listener.name.sasl_plaintext.sasl.enabled.mechanisms": "SCRAM-SHA-256",
             "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config": f"{_SCRAM_MODULE} required;",
             "listener.name.sasl_plaintext.scram-sha-256.connections.max.reauth.ms": str(REAUTH_MS),
