@@ -21,7 +21,7 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME, Consumer, KafkaError, Produce
 from kprod._version import __version__
 from kprod.net.blocking import BlockingConnection
 from kprod.protocol.compression import CODEC_IDS
-from kprod.protocol.connection import ClientConnection
+from kprod.protocol.connection import ClientConnection, ConnectionState, Ready
 from kprod.protocol.framing import FrameReader, decode_response
 from kprod.protocol.messages import CLIENT_VERSIONS, ApiKey, ErrorCode, response_type
 from kprod.protocol.records import CREATE_TIME, RecordBatchBuilder, read_batches
@@ -33,7 +33,7 @@ from kprod.protocol.requests import (
     produce_request,
     to_millis,
 )
-from kprod.protocol.versions import api_versions_request, broker_ranges
+from kprod.protocol.versions import broker_ranges
 from tests.apache_kafka.realkafka import ExternalCluster, KafkaCluster, unique_topic
 
 Cluster = KafkaCluster | ExternalCluster
@@ -262,22 +262,22 @@ def test_api_versions_above_the_broker_max_gets_error_35_and_its_range(kafka: Cl
         assert response.error_code == ErrorCode(35)
         assert broker_ranges(response) == {ApiKey.API_VERSIONS: broker_range}
 
-        # The connection stays usable: retry at min(kprod's max, the broker's) with kprod's sans-IO client.
+        # The connection stays usable: kprod's connection state machine negotiates on it at
+        # min(kprod's max, the broker's), the version its KIP-511 fallback retries at.
         retry_version = min(CLIENT_VERSIONS[ApiKey.API_VERSIONS][1], broker_range[1])
-        client = ClientConnection("kprod-it")
-        sent_id, frame = client.send(api_versions_request(retry_version, __version__))
-        sock.sendall(frame)
-        received: list[tuple[int, Any]] = []
-        while not received:
+        client = ClientConnection("kprod-it", software_version=__version__, api_versions_version=retry_version)
+        sock.sendall(client.connection_made())
+        events: list[Any] = []
+        while client.state is not ConnectionState.READY:
             data = sock.recv(65536)
             assert data, "the broker closed the connection after the error-35 answer"
-            received = client.receive(data)
-        [(got_id, retried)] = received
-    assert got_id == sent_id == 0
-    assert type(retried) is response_type(ApiKey.API_VERSIONS, retry_version)
-    assert retried.error_code == ErrorCode.none
-    ranges = broker_ranges(retried)
+            events += client.receive(data)
+        [ready] = events
+    assert type(ready) is Ready
+    assert ready.api_versions.error_code == 0
+    ranges = ready.api_versions.broker_versions
     assert ranges[ApiKey.API_VERSIONS] == broker_range
+    assert ready.versions[ApiKey.PRODUCE] == min(ranges[ApiKey.PRODUCE][1], CLIENT_VERSIONS[ApiKey.PRODUCE][1])
     if _managed(kafka):
         assert retry_version == 4
         assert {key: ranges[key] for key in KAFKA_44_RANGES} == KAFKA_44_RANGES

@@ -1,4 +1,4 @@
-"""Framing, headers and the sans-IO client connection, checked against hand-written wire bytes.
+"""Framing and headers, checked against hand-written wire bytes (the connection state machine: test_connection_state.py).
 
 The expected bytes below are written out field by field from the protocol
 definition (kafka-protocol.md §1-3), not produced by kio, so a wrong header
@@ -15,7 +15,6 @@ import uuid
 import pytest
 
 from kprod.errors import ProtocolError
-from kprod.protocol.connection import ClientConnection
 from kprod.protocol.framing import (
     MAX_FRAME_SIZE,
     FrameReader,
@@ -293,95 +292,3 @@ def test_frame_reader_rejects_an_oversize_frame() -> None:
     # The limit itself is allowed.
     reader = FrameReader(max_size=10)
     assert reader.feed(_frame(b"0123456789")) == [b"0123456789"]
-
-
-# -- ClientConnection --------------------------------------------------------------------------
-
-
-def _metadata_v12_response(correlation_id: int, controller_id: int) -> bytes:
-    module = response_module(ApiKey.METADATA, 12)
-    response = module.MetadataResponse(
-        throttle_time=datetime.timedelta(0),
-        brokers=(),
-        cluster_id=None,
-        controller_id=controller_id,
-        topics=(),
-    )
-    return encode_response(response, correlation_id)
-
-
-def test_correlation_ids_increase_from_zero() -> None:
-    conn = ClientConnection("kp")
-    ids = [conn.send(metadata_request(12, None))[0] for _ in range(4)]
-    assert ids == [0, 1, 2, 3]
-    assert conn.in_flight == 4
-    assert conn.outstanding() == [0, 1, 2, 3]
-
-
-def test_send_frames_with_the_connection_client_id() -> None:
-    conn = ClientConnection("kp")
-    conn.send(metadata_request(1, ["t1"]))
-    correlation_id, frame = conn.send(metadata_request(1, ["t1"]))
-    assert correlation_id == 1
-    assert frame == encode_request(metadata_request(1, ["t1"]), 1, "kp")
-
-
-@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64, 10_000])
-def test_responses_in_partial_chunks_decode_in_order(chunk: int) -> None:
-    conn = ClientConnection("kp")
-    for _ in range(3):
-        conn.send(metadata_request(12, None))
-    stream = b"".join(_metadata_v12_response(i, controller_id=100 + i) for i in range(3))
-    received = []
-    for start in range(0, len(stream), chunk):
-        received += conn.receive(stream[start : start + chunk])
-    assert [(cid, r.controller_id) for cid, r in received] == [(0, 100), (1, 101), (2, 102)]
-    assert conn.in_flight == 0
-
-
-def test_each_response_decodes_with_its_own_request_api_and_version() -> None:
-    conn = ClientConnection("kp")
-    conn.send(api_versions_request(3, "1.0"))
-    conn.send(metadata_request(12, None))
-    stream = encode_response(_unsupported_api_versions_v0_body(), 0) + _metadata_v12_response(1, 3)
-    (first, second) = conn.receive(stream)
-    assert first[0] == 0 and type(first[1]) is response_type(ApiKey.API_VERSIONS, 0)
-    assert second[0] == 1 and type(second[1]) is response_type(ApiKey.METADATA, 12)
-    assert second[1].controller_id == 3
-
-
-def test_mismatched_correlation_id_raises_protocol_error() -> None:
-    conn = ClientConnection("kp")
-    conn.send(metadata_request(12, None))
-    conn.send(metadata_request(12, None))
-    with pytest.raises(ProtocolError, match=r"correlation id 1 does not match the oldest outstanding request \(0\)"):
-        conn.receive(_metadata_v12_response(1, 1))
-
-
-def test_response_without_an_outstanding_request_raises_protocol_error() -> None:
-    conn = ClientConnection("kp")
-    with pytest.raises(ProtocolError, match="no request was outstanding"):
-        conn.receive(_metadata_v12_response(0, 1))
-
-
-def test_request_without_response_leaves_nothing_outstanding() -> None:
-    conn = ClientConnection("kp")
-    request = produce_request(9, acks=0, timeout_ms=1000, topic_data={"t": [(0, b"x")]})
-    correlation_id, frame = conn.send(request, expect_response=False)
-    assert correlation_id == 0
-    assert frame == encode_request(request, 0, "kp")
-    assert conn.in_flight == 0
-    assert conn.outstanding() == []
-    # The id is used up all the same, and the next request's response still matches.
-    assert conn.send(metadata_request(12, None))[0] == 1
-    assert conn.outstanding() == [1]
-    [(cid, response)] = conn.receive(_metadata_v12_response(1, 2))
-    assert (cid, response.controller_id) == (1, 2)
-
-
-def test_request_type_exists_for_every_version_framing_relies_on() -> None:
-    # Header choice comes from kio: v1 below each API's first flexible version, v2 from it on.
-    flexible_from = {ApiKey.PRODUCE: 9, ApiKey.METADATA: 9, ApiKey.API_VERSIONS: 3, ApiKey.CREATE_TOPICS: 5}
-    for api_key, first_flexible in flexible_from.items():
-        assert request_type(api_key, first_flexible - 1).__header_schema__.__version__ == 1
-        assert request_type(api_key, first_flexible).__header_schema__.__version__ == 2

@@ -11,26 +11,36 @@ from typing import Any
 
 from kprod._version import __version__
 from kprod.errors import KafkaConnectionError, KafkaTimeoutError, ProtocolError
-from kprod.protocol.connection import ClientConnection
-from kprod.protocol.messages import CLIENT_VERSIONS, ApiKey, request_type
-from kprod.protocol.versions import api_versions_request, broker_ranges, negotiate
+from kprod.protocol.connection import Authenticator, ClientConnection, ConnectionState, Outgoing, Response
+from kprod.protocol.messages import request_type
 
 __all__ = ["BlockingConnection"]
 
-_UNSUPPORTED_VERSION = 35
+_RECV_SIZE = 1 << 20
 
 
 class BlockingConnection:
     """One socket to one broker, with negotiated API versions.
 
-    ``with BlockingConnection(host, port) as conn: conn.request(...)``.
+    ``with BlockingConnection(host, port) as conn: conn.request(...)``. The
+    handshake (ApiVersions with its fallbacks, then ``authenticator`` if
+    given) is the protocol layer's :class:`~kprod.protocol.connection.ClientConnection`,
+    the same state machine the producer's non-blocking client runs.
     """
 
-    def __init__(self, host: str, port: int, *, client_id: str | None = "kprod", timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        client_id: str | None = "kprod",
+        timeout: float = 30.0,
+        authenticator: Authenticator | None = None,
+    ) -> None:
         self.host = host
         self.port = port
         self.timeout = timeout
-        self._protocol = ClientConnection(client_id)
+        self._protocol = ClientConnection(client_id, software_version=__version__, authenticator=authenticator)
         try:
             self._sock = socket.create_connection((host, port), timeout=timeout)
         except socket.timeout as exc:
@@ -44,29 +54,21 @@ class BlockingConnection:
         self.broker_versions: dict[int, tuple[int, int]] = {}
         self.versions: dict[int, int] = {}
         try:
-            self._negotiate()
+            self._handshake()
         except BaseException:
             self.close()
             raise
 
-    def _negotiate(self) -> None:
-        version = CLIENT_VERSIONS[ApiKey.API_VERSIONS][1]
-        for _ in range(3):
-            try:
-                response = self.send(api_versions_request(version, __version__))
-            except ProtocolError:
-                if version == 0:
-                    raise
-                version = 0  # the error body did not parse: fall back to v0
-                continue
-            if int(response.error_code) == _UNSUPPORTED_VERSION:
-                ranges = broker_ranges(response)
-                version = min(version, ranges.get(ApiKey.API_VERSIONS, (0, 0))[1]) if ranges else 0
-                continue
-            self.broker_versions = broker_ranges(response)
-            self.versions = negotiate(self.broker_versions)
-            return
-        raise ProtocolError(f"Broker {self.host}:{self.port} did not answer ApiVersions sensibly.")
+    def _handshake(self) -> None:
+        protocol = self._protocol
+        self._write(protocol.connection_made())
+        while protocol.state is not ConnectionState.READY:
+            for event in self._receive():
+                if type(event) is Outgoing:
+                    self._write(event.data)
+        assert protocol.api_versions is not None
+        self.broker_versions = protocol.api_versions.broker_versions
+        self.versions = protocol.versions
 
     def version(self, api_key: int) -> int:
         """The negotiated version of ``api_key`` on this connection."""
@@ -82,19 +84,29 @@ class BlockingConnection:
     def send(self, request: Any, *, expect_response: bool = True) -> Any:
         """Send ``request``; wait for and return its response (None without one)."""
         _, frame = self._protocol.send(request, expect_response=expect_response)
+        self._write(frame)
+        if not expect_response:
+            return None
+        while True:
+            for event in self._receive():
+                if type(event) is Response:
+                    return event.response
+
+    def _write(self, data: bytes) -> None:
+        """The one place bytes leave."""
+        self._io(self._sock.sendall, data)
+
+    def _receive(self) -> list[Any]:
+        """Block for the next bytes and feed them to the state machine: the one place bytes arrive."""
+        data = self._io(self._sock.recv, _RECV_SIZE)
+        if not data:
+            raise KafkaConnectionError(f"Broker {self.host}:{self.port} closed the connection before answering.")
+        return self._protocol.receive(data)
+
+    def _io(self, call: Any, argument: Any) -> Any:
+        """One socket call, its failures as kprod errors."""
         try:
-            self._sock.sendall(frame)
-            if not expect_response:
-                return None
-            while True:
-                data = self._sock.recv(1 << 20)
-                if not data:
-                    raise KafkaConnectionError(
-                        f"Broker {self.host}:{self.port} closed the connection before answering."
-                    )
-                responses = self._protocol.receive(data)
-                if responses:
-                    return responses[0][1]
+            return call(argument)
         except socket.timeout as exc:
             raise KafkaTimeoutError(
                 f"Broker {self.host}:{self.port} did not answer within {self.timeout}s."

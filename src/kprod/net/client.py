@@ -2,10 +2,17 @@
 
 Like the Java client's NetworkClient: the producer's sender asks whether a
 node is ready, sends requests to it with a handler, and calls :meth:`poll`,
-which does all socket I/O (connect, ApiVersions negotiation, writes, reads),
-expires requests past ``request.timeout.ms`` and runs the handlers. Nothing
-here blocks but ``poll``'s select, and nothing here is thread-safe except
-:meth:`wakeup`.
+which does all socket I/O (connect, writes, reads), expires requests past
+``request.timeout.ms`` and runs the handlers. Nothing here blocks but
+``poll``'s select, and nothing here is thread-safe except :meth:`wakeup`.
+
+This module owns sockets only. Each connection's protocol life (ApiVersions
+negotiation with its fallbacks, authentication, request numbering, response
+matching, poisoning) is :class:`kprod.protocol.connection.ClientConnection`,
+the same state machine :mod:`kprod.net.blocking` uses. Bytes leave through
+:meth:`NetworkClient._send_bytes` and arrive through
+:meth:`NetworkClient._read`, one place per direction, so a transport (TLS)
+can sit below the framing.
 """
 
 from __future__ import annotations
@@ -19,21 +26,20 @@ from collections import deque
 from typing import Any, Callable
 
 from kprod._version import __version__
-from kprod.errors import (
-    AuthenticationError,
-    KafkaConnectionError,
-    KafkaError,
-    KafkaTimeoutError,
-    ProtocolError,
+from kprod.errors import AuthenticationError, KafkaConnectionError, KafkaError, KafkaTimeoutError
+from kprod.protocol.connection import (
+    Authenticator,
+    ClientConnection,
+    ConnectionState,
+    Outgoing,
+    Ready,
+    Response,
 )
-from kprod.protocol.connection import ClientConnection
-from kprod.protocol.messages import CLIENT_VERSIONS, ApiKey
-from kprod.protocol.sasl import SaslAuthenticator
-from kprod.protocol.versions import api_versions_request, broker_ranges, negotiate
 from kprod.net import syscalls
 from kprod.net.poller import READ, WRITE, make_poller
 from kprod.net.security import Security
 from kprod.net.tls import TlsSession
+from kprod.protocol.sasl import SaslAuthenticator
 
 __all__ = ["NetworkClient", "Handler"]
 
@@ -42,13 +48,11 @@ log = logging.getLogger("kprod.net")
 #: Called once per request with (response, None) or (None, error).
 Handler = Callable[[Any, BaseException | None], None]
 
-# A connection goes CONNECTING -> [TLS_HANDSHAKE] -> NEGOTIATING (ApiVersions)
-# -> [AUTHENTICATING (SASL)] -> READY; READY -> REAUTHENTICATING -> READY (KIP-368).
-_DISCONNECTED, _CONNECTING, _NEGOTIATING, _READY, _TLS_HANDSHAKE, _AUTHENTICATING, _REAUTHENTICATING = range(7)
-_SETTING_UP = (_CONNECTING, _TLS_HANDSHAKE, _NEGOTIATING, _AUTHENTICATING)
-# Re-authenticate between 85% and 95% of the broker's session lifetime (Java does the same).
+#: Transport states; once _CONNECTED, the protocol state machine says whether the node is ready.
+_DISCONNECTED, _CONNECTING, _CONNECTED, _TLS_HANDSHAKE = range(4)
+# Re-authenticate between 85% and 95% of the broker's session lifetime (KIP-368; Java does the same).
 _REAUTH_FRACTION = (0.85, 0.95)
-_UNSUPPORTED_VERSION = 35
+_READY = ConnectionState.READY
 _RECV_SIZE = 1 << 18
 
 
@@ -57,8 +61,8 @@ class _Node:
 
     __slots__ = (
         "node_id", "host", "port", "sock", "state", "protocol", "out", "awaiting",
-        "flushed_handlers", "versions", "api_versions_version", "connect_deadline",
-        "reconnect_at", "failures", "registered_events", "tls", "auth", "reauth_at",
+        "flushed_handlers", "connect_deadline", "reconnect_at", "failures", "registered_events",
+        "tls", "reauth", "reauth_at",
     )
 
     def __init__(self, node_id: int, host: str, port: int) -> None:
@@ -73,16 +77,27 @@ class _Node:
         self.awaiting: deque[tuple[float, Handler]] = deque()
         # Handlers of requests without a response (acks=0): run once written out.
         self.flushed_handlers: list[Handler] = []
-        self.versions: dict[int, int] = {}
-        self.api_versions_version = CLIENT_VERSIONS[ApiKey.API_VERSIONS][1]
         self.connect_deadline = 0.0
         self.reconnect_at = 0.0
         self.failures = 0
         self.registered_events = 0
         self.tls: TlsSession | None = None
-        self.auth: SaslAuthenticator | None = None
-        #: Clock time (ms) at which to re-authenticate (0: never; KIP-368).
+        #: The SASL exchange of a KIP-368 re-authentication in progress (the node is not ready).
+        self.reauth: SaslAuthenticator | None = None
+        #: Clock time (ms) at which to re-authenticate (0: never).
         self.reauth_at = 0.0
+
+    @property
+    def ready(self) -> bool:
+        """Connected, through the protocol handshake, and not re-authenticating."""
+        protocol = self.protocol
+        return protocol is not None and protocol.state is _READY and self.reauth is None
+
+    @property
+    def setting_up(self) -> bool:
+        """Connecting, in the TLS handshake, negotiating or authenticating (the setup timeout applies)."""
+        protocol = self.protocol
+        return self.state != _DISCONNECTED and (protocol is None or protocol.state is not _READY)
 
     def __repr__(self) -> str:
         return f"node {self.node_id} ({self.host}:{self.port})"
@@ -103,6 +118,7 @@ class NetworkClient:
         send_buffer_bytes: int = 131072,
         receive_buffer_bytes: int = 32768,
         on_disconnect: Callable[[int], None] | None = None,
+        authenticator_factory: Callable[[], Authenticator] | None = None,
         security: Security | None = None,
     ) -> None:
         self.client_id = client_id
@@ -117,11 +133,16 @@ class NetworkClient:
         # Told when a connection drops or cannot be made: a leader may have
         # moved, so the producer refreshes its metadata (Java does the same).
         self.on_disconnect = on_disconnect
+        # Extension point for SASL: a fresh sans-IO authenticator per connection,
+        # run by the protocol state machine between negotiation and READY.
         self.security = security if security is not None else Security.plaintext()
+        if authenticator_factory is None and self.security.sasl:
+            authenticator_factory = self.security.new_authenticator  # type: ignore[assignment]
+        self.authenticator_factory = authenticator_factory
         self._tls_context = self.security.tls
         self._sasl = self.security.sasl
         #: Told (node id, error) when a broker refuses our credentials or certificate, so the
-        #: producer can fail what waits instead of retrying forever; cleared by a success.
+        #: producer fails what waits instead of retrying forever; on_authenticated clears it.
         self.on_auth_failure: Callable[[int, AuthenticationError], None] | None = None
         self.on_authenticated: Callable[[int], None] | None = None
         self._next_reauth = 0.0
@@ -160,7 +181,7 @@ class NetworkClient:
     def is_ready(self, node_id: int) -> bool:
         """Connected and negotiated: requests can be sent now."""
         node = self.nodes.get(node_id)
-        return node is not None and node.state == _READY
+        return node is not None and node.ready
 
     def ready(self, node_id: int, now: float) -> bool:
         """Like :meth:`is_ready`, but starts connecting when allowed to."""
@@ -169,7 +190,7 @@ class NetworkClient:
             return False
         if node.state == _DISCONNECTED and now >= node.reconnect_at:
             self._connect(node, now)
-        return node.state == _READY
+        return node.ready
 
     def connection_delay(self, node_id: int, now: float) -> float:
         """Milliseconds until a connection attempt to ``node_id`` is allowed."""
@@ -191,16 +212,18 @@ class NetworkClient:
     def version(self, node_id: int, api_key: int) -> int | None:
         """The negotiated version of ``api_key`` with ``node_id`` (None if not usable)."""
         node = self.nodes.get(node_id)
-        return node.versions.get(api_key) if node is not None else None
+        if node is None or node.protocol is None:
+            return None
+        return node.protocol.versions.get(api_key)
 
     def least_loaded_node(self, now: float) -> int | None:
         """A node to ask for metadata: ready with the fewest in flight, else one to connect to."""
         best: _Node | None = None
         best_load = 1 << 30
         for node in self.nodes.values():
-            if node.state == _READY:
+            if node.ready:
                 load = len(node.awaiting)
-            elif node.state in _SETTING_UP or node.state == _REAUTHENTICATING:
+            elif node.state != _DISCONNECTED:
                 load = 1 << 20
             elif now >= node.reconnect_at:
                 load = 1 << 25
@@ -215,9 +238,10 @@ class NetworkClient:
     def send(self, node_id: int, request: Any, handler: Handler, *, expect_response: bool = True) -> None:
         """Queue ``request`` to a ready node; ``handler`` runs in a later :meth:`poll`."""
         node = self.nodes[node_id]
-        if node.state != _READY or node.protocol is None:
+        protocol = node.protocol
+        if protocol is None or protocol.state is not _READY:
             raise KafkaConnectionError(f"Cannot send to {node!r}: not connected.")
-        _, frame = node.protocol.send(request, expect_response=expect_response)
+        _, frame = protocol.send(request, expect_response=expect_response)
         if expect_response:
             node.awaiting.append((self.clock() + self.request_timeout_ms, handler))
         else:
@@ -313,7 +337,12 @@ class NetworkClient:
             return
         node.sock = sock
         node.state = _CONNECTING
-        node.protocol = ClientConnection(self.client_id)
+        factory = self.authenticator_factory
+        node.protocol = ClientConnection(
+            self.client_id,
+            software_version=__version__,
+            authenticator=factory() if factory is not None else None,
+        )
         node.connect_deadline = now + self.connection_setup_timeout_ms
         node.registered_events = WRITE
         self._poller.register(sock.fileno(), WRITE)
@@ -326,50 +355,20 @@ class NetworkClient:
             log.debug("Connection to %r failed: %s", node, errno.errorcode.get(code, code))
             self._close_node(node, KafkaConnectionError(f"Could not connect to {node!r}: {errno.errorcode.get(code, code)}."))
             return
+        self._set_events(node, READ)
         if self._tls_context is not None:
             node.tls = TlsSession(self._tls_context, node.host, node.port)
             node.state = _TLS_HANDSHAKE
-            self._set_events(node, READ)
             self._tls_handshake(node, False, False)
             return
-        node.state = _NEGOTIATING
-        self._set_events(node, READ)
-        self._send_api_versions(node)
-
-    def _send_api_versions(self, node: _Node) -> None:
+        node.state = _CONNECTED
         assert node.protocol is not None
-        request = api_versions_request(node.api_versions_version, __version__)
-        _, frame = node.protocol.send(request)
-        node.awaiting.append((node.connect_deadline, self._on_api_versions(node)))
-        self._write(node, frame)
+        self._write(node, node.protocol.connection_made())
 
-    def _on_api_versions(self, node: _Node) -> Handler:
-        def handle(response: Any, error: BaseException | None) -> None:
-            if error is not None:
-                return  # the connection is already closed and backed off
-            if int(response.error_code) == _UNSUPPORTED_VERSION:
-                ranges = broker_ranges(response)
-                broker_max = ranges.get(ApiKey.API_VERSIONS, (0, 0))[1]
-                node.api_versions_version = min(node.api_versions_version, broker_max)
-                self._send_api_versions(node)
-                return
-            node.versions = negotiate(broker_ranges(response))
-            if self._sasl:
-                self._start_authentication(node, node.connect_deadline)
-                return
-            self._now_ready(node)
-
-        return handle
-
-    def _now_ready(self, node: _Node) -> None:
-        node.state = _READY
-        node.failures = 0
-        log.debug("Connected to %r", node)
-
-    # -- TLS and SASL (issue 12): a step of its own between TCP connect and READY ------------
+    # -- TLS and SASL (issue 12) ---------------------------------------------------------------
 
     def _tls_handshake(self, node: _Node, readable: bool, writable: bool) -> None:
-        """Advance the TLS handshake with whatever arrived; on completion, negotiate versions."""
+        """Advance the TLS handshake with what arrived; once done, the protocol's life begins."""
         tls, sock = node.tls, node.sock
         assert tls is not None and sock is not None
         if writable and node.out:
@@ -393,86 +392,87 @@ class NetworkClient:
             self._auth_failed(node, exc)
             return
         if out:
-            self._send_raw(node, out)
+            self._write_raw(node, out)
             if node.sock is None:
                 return
         if tls.handshake_done:
-            node.state = _NEGOTIATING
-            self._send_api_versions(node)
-
-    def _start_authentication(self, node: _Node, deadline: float) -> None:
-        auth = self.security.new_authenticator()
-        assert auth is not None
-        node.auth = auth
-        node.state = _AUTHENTICATING if node.state != _READY else _REAUTHENTICATING
-        try:
-            request = auth.start(node.versions)
-        except AuthenticationError as exc:
-            self._auth_failed(node, exc)
-            return
-        self._send_setup(node, request, deadline, self._on_sasl(node, deadline))
-
-    def _on_sasl(self, node: _Node, deadline: float) -> Handler:
-        def handle(response: Any, error: BaseException | None) -> None:
-            if error is not None or node.auth is None:
-                return  # the connection is already closed
-            try:
-                request = node.auth.on_response(response)
-            except AuthenticationError as exc:
-                self._auth_failed(node, exc)
-                return
-            if request is not None:
-                self._send_setup(node, request, deadline, handle)
-                return
-            lifetime = node.auth.session_lifetime_ms
-            node.auth = None
-            node.reauth_at = 0.0
-            if lifetime > 0:
-                node.reauth_at = self.clock() + lifetime * random.uniform(*_REAUTH_FRACTION)
-                self._next_reauth = min(self._next_reauth, node.reauth_at) if self._next_reauth else node.reauth_at
-            if node.state == _REAUTHENTICATING:
-                node.state = _READY
-                log.debug("Re-authenticated with %r", node)
-            else:
-                self._now_ready(node)
-            if self.on_authenticated is not None:
-                self.on_authenticated(node.node_id)
-
-        return handle
-
-    def _send_setup(self, node: _Node, request: Any, deadline: float, handler: Handler) -> None:
-        """Send a connection-setup request (ApiVersions, SASL) to a node that is not READY."""
-        assert node.protocol is not None
-        _, frame = node.protocol.send(request)
-        node.awaiting.append((deadline, handler))
-        self._write(node, frame)
+            node.state = _CONNECTED
+            assert node.protocol is not None
+            self._write(node, node.protocol.connection_made())
 
     def _maybe_reauthenticate(self, now: float) -> None:
-        """Start KIP-368 re-authentication on READY connections whose session nears its end.
+        """Start KIP-368 re-authentication on connections whose session nears its end.
 
         Requests already in flight stay in flight: Kafka answers a connection's
         requests in order, so their responses arrive before the SASL ones and
-        nothing is lost or reordered; new requests wait until the exchange ends.
+        nothing is lost or reordered; new requests wait (the node is not ready)
+        until the exchange ends.
         """
-        if self.security.token_source is not None:
+        source = self.security.token_source
+        if source is not None:
             try:
-                self.security.token_source.maintain()
+                source.maintain()
             except AuthenticationError as exc:
                 log.warning("OAUTHBEARER token refresh failed; will retry: %s", exc)
         upcoming = 0.0
         for node in self.nodes.values():
-            if node.state == _READY and node.reauth_at:
+            if node.reauth_at and node.ready:
                 if now >= node.reauth_at:
                     node.reauth_at = 0.0
-                    log.debug("Re-authenticating with %r (KIP-368)", node)
-                    self._start_authentication(node, now + self.request_timeout_ms)
+                    self._start_reauthentication(node, now)
                 elif not upcoming or node.reauth_at < upcoming:
                     upcoming = node.reauth_at
-        source = self.security.token_source
         if source is not None and source.token is not None:
             refresh = now + max(0.0, source.refresh_at - time.time()) * 1000.0
             upcoming = min(upcoming, refresh) if upcoming else refresh
         self._next_reauth = upcoming if upcoming else now + 1000.0
+
+    def _start_reauthentication(self, node: _Node, now: float) -> None:
+        auth = self.security.new_authenticator()
+        assert auth is not None and node.protocol is not None
+        log.debug("Re-authenticating with %r (KIP-368)", node)
+        node.reauth = auth
+        try:
+            request = auth.start(node.protocol.versions)
+        except AuthenticationError as exc:
+            self._auth_failed(node, exc)
+            return
+        self._send_reauth(node, request, now)
+
+    def _send_reauth(self, node: _Node, request: Any, now: float) -> None:
+        assert node.protocol is not None
+        _, frame = node.protocol.send(request)
+        node.awaiting.append((now + self.request_timeout_ms, self._on_reauth(node)))
+        self._write(node, frame)
+
+    def _on_reauth(self, node: _Node) -> Handler:
+        def handle(response: Any, error: BaseException | None) -> None:
+            auth = node.reauth
+            if error is not None or auth is None:
+                return  # the connection is already closed
+            try:
+                request = auth.on_response(response)
+            except AuthenticationError as exc:
+                self._auth_failed(node, exc)
+                return
+            if request is not None:
+                self._send_reauth(node, request, self.clock())
+                return
+            node.reauth = None
+            self._authenticated(node, auth)
+            log.debug("Re-authenticated with %r", node)
+
+        return handle
+
+    def _authenticated(self, node: _Node, auth: Any) -> None:
+        """SASL succeeded (first time or again): schedule the next re-authentication."""
+        lifetime = getattr(auth, "session_lifetime_ms", 0)
+        node.reauth_at = 0.0
+        if lifetime > 0:
+            node.reauth_at = self.clock() + lifetime * random.uniform(*_REAUTH_FRACTION)
+            self._next_reauth = min(self._next_reauth, node.reauth_at) if self._next_reauth else node.reauth_at
+        if self.on_authenticated is not None:
+            self.on_authenticated(node.node_id)
 
     def _auth_failed(self, node: _Node, error: AuthenticationError) -> None:
         """The broker refused us: close, back off to the maximum, and tell the producer."""
@@ -482,24 +482,27 @@ class NetworkClient:
         if self.on_auth_failure is not None:
             self.on_auth_failure(node.node_id, error)
 
-    def _write(self, node: _Node, frame: bytes) -> None:
-        if node.tls is not None:
-            frame = node.tls.encrypt(frame)
-        if node.out:
-            node.out += frame
-            return
-        self._send_raw(node, frame)
-
-    def _send_raw(self, node: _Node, frame: bytes) -> None:
-        if node.out:
-            node.out += frame
-            return
+    def _send_bytes(self, node: _Node, data: bytes | bytearray) -> int:
+        """Write what the socket takes now: the one place bytes leave (-1: connection closed)."""
         sock = node.sock
         assert sock is not None
         try:
-            sent = syscalls.send(sock, frame)
+            return syscalls.send(sock, data)
         except OSError as exc:
             self._close_node(node, KafkaConnectionError(f"Sending to {node!r} failed: {exc}."))
+            return -1
+
+    def _write(self, node: _Node, frame: bytes) -> None:
+        if node.tls is not None:
+            frame = node.tls.encrypt(frame)
+        self._write_raw(node, frame)
+
+    def _write_raw(self, node: _Node, frame: bytes) -> None:
+        if node.out:
+            node.out += frame
+            return
+        sent = self._send_bytes(node, frame)
+        if sent < 0:
             return
         if sent < len(frame):
             node.out += memoryview(frame)[sent:]
@@ -508,12 +511,8 @@ class NetworkClient:
             self._complete_flushed(node)
 
     def _flush(self, node: _Node) -> None:
-        sock = node.sock
-        assert sock is not None
-        try:
-            sent = syscalls.send(sock, node.out)
-        except OSError as exc:
-            self._close_node(node, KafkaConnectionError(f"Sending to {node!r} failed: {exc}."))
+        sent = self._send_bytes(node, node.out)
+        if sent < 0:
             return
         del node.out[:sent]
         if not node.out:
@@ -527,6 +526,7 @@ class NetworkClient:
         node.flushed_handlers = []
 
     def _read(self, node: _Node) -> None:
+        """Read what the socket has: the one place bytes arrive."""
         sock = node.sock
         assert sock is not None and node.protocol is not None
         receiver = self._receiver
@@ -542,44 +542,56 @@ class NetworkClient:
                 self._closed_by_broker(node)
                 return
             raw_length = len(data)
-            if node.state == _NEGOTIATING and node.tls is None and data[:1] in (b"\x15", b"\x16") and data[1:2] == b"\x03":
-                self._auth_failed(node, AuthenticationError(
-                    f"{node!r} answered with TLS: it is a TLS listener. Set security.protocol=SSL or SASL_SSL."))
-                return
+            protocol = node.protocol
             if node.tls is not None:
                 data, reply = node.tls.decrypt(data)
                 if reply:
-                    self._send_raw(node, reply)
+                    self._write_raw(node, reply)
                 if not data:
                     if raw_length < _RECV_SIZE:
                         return
                     continue
+            elif protocol.state is ConnectionState.NEGOTIATING and data[:1] in (b"\x15", b"\x16") and data[1:2] == b"\x03":
+                self._auth_failed(node, AuthenticationError(
+                    f"{node!r} answered with TLS: it is a TLS listener. Set security.protocol=SSL or SASL_SSL."))
+                return
+            was_authenticating = protocol.state is ConnectionState.AUTHENTICATING
             try:
-                responses = node.protocol.receive(data)
-            except ProtocolError as exc:
-                if node.state == _NEGOTIATING and node.api_versions_version > 0:
-                    # An ApiVersions error body we could not parse: retry at v0 on a new connection.
-                    node.api_versions_version = 0
-                    self._close_node(node, exc, backoff=False)
-                    return
+                events = protocol.receive(data)
+            except AuthenticationError as exc:
+                self._auth_failed(node, exc)
+                return
+            except KafkaError as exc:  # the state machine is poisoned: drop the connection
                 log.error("Protocol error on %r: %s", node, exc)
                 self._close_node(node, exc)
                 return
-            for _, response in responses:
-                _, handler = node.awaiting.popleft()
-                self._completed.append((handler, response, None))
+            for event in events:
+                if type(event) is Response:
+                    _, handler = node.awaiting.popleft()
+                    self._completed.append((handler, event.response, None))
+                elif type(event) is Outgoing:
+                    self._write(node, event.data)
+                    if node.sock is None:
+                        return
+                elif type(event) is Ready:
+                    node.failures = 0
+                    log.debug("Connected to %r", node)
+                    if was_authenticating:
+                        self._authenticated(node, protocol.authenticator)
             if raw_length < _RECV_SIZE:
                 return
 
     def _closed_by_broker(self, node: _Node) -> None:
-        if node.state == _AUTHENTICATING:
+        protocol = node.protocol
+        state = protocol.state if protocol is not None else None
+        if state is ConnectionState.AUTHENTICATING or node.reauth is not None:
             # Kafka closes the connection when SASL fails on brokers that cannot send
             # SaslAuthenticate errors, and when a client talks plaintext to a SASL_SSL port.
             self._auth_failed(node, AuthenticationError(
                 f"{node!r} closed the connection during SASL authentication: the credentials may be wrong,"
                 " or the listener expects TLS (security.protocol=SASL_SSL)."))
             return
-        if node.state == _NEGOTIATING and self._tls_context is None:
+        if state is ConnectionState.NEGOTIATING and node.tls is None:
             self._close_node(node, KafkaConnectionError(
                 f"{node!r} closed the connection before answering ApiVersions: if this is a TLS"
                 " listener, set security.protocol=SSL or SASL_SSL."))
@@ -588,7 +600,9 @@ class NetworkClient:
 
     def _expire(self, now: float) -> None:
         for node in self.nodes.values():
-            if node.state in _SETTING_UP:
+            if node.state == _DISCONNECTED:
+                continue
+            if node.setting_up:
                 if now >= node.connect_deadline:
                     self._close_node(node, KafkaTimeoutError(
                         f"Connection setup to {node!r} timed out after {self.connection_setup_timeout_ms} ms "
@@ -599,6 +613,7 @@ class NetworkClient:
                     "the connection was closed and the request will be retried if allowed."))
 
     def _close_node(self, node: _Node, error: BaseException, *, backoff: bool = True) -> None:
+        was_ready = node.ready
         if node.sock is not None:
             self._by_fd.pop(node.sock.fileno(), None)
             self._poller.unregister(node.sock.fileno())
@@ -606,10 +621,9 @@ class NetworkClient:
         node.sock = None
         node.protocol = None
         node.tls = None
-        node.auth = None
+        node.reauth = None
         node.reauth_at = 0.0
         node.registered_events = 0
-        was_ready = node.state == _READY
         node.state = _DISCONNECTED
         node.out = bytearray()
         now = self.clock()

@@ -77,7 +77,12 @@ def decode_response(frame: bytes | memoryview, api_key: int, version: int) -> tu
     the caller retries at a version both sides know.
     """
     response_cls = response_type(api_key, version)
-    header, used = decode_entity(response_cls.__header_schema__, frame, 0)
+    try:
+        header, used = decode_entity(response_cls.__header_schema__, frame, 0)
+    except Exception as exc:  # kio raises a variety of decode errors
+        raise ProtocolError(
+            f"Could not read the header of a {len(frame)}-byte {api_name(api_key)} v{version} response: {exc}."
+        ) from exc
     if api_key == ApiKey.API_VERSIONS and version > 0 and len(frame) >= used + 2:
         (error_code,) = _ERROR_CODE.unpack_from(frame, used)
         if error_code == _UNSUPPORTED_VERSION:

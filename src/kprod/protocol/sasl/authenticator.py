@@ -19,6 +19,7 @@ from kprod.errors import (
 )
 from kprod.protocol.messages import ApiKey, request_type
 from kprod.protocol.sasl.mechanisms import Mechanism
+from kprod.protocol.versions import negotiate
 
 __all__ = ["SaslAuthenticator"]
 
@@ -40,8 +41,14 @@ class SaslAuthenticator:
         source = self._mechanism_source
         return source.name if hasattr(source, "name") else (self.mechanism.name if self.mechanism else "?")
 
-    def start(self, versions: dict[int, int]) -> Any:
-        """The SaslHandshake request (``versions``: negotiated API versions of the connection)."""
+    def start(self, versions: Any) -> Any:
+        """The SaslHandshake request.
+
+        ``versions``: the negotiated API versions of the connection (a dict), or the
+        broker's ApiVersions result (what ``ClientConnection`` passes), negotiated here.
+        """
+        if not isinstance(versions, dict):
+            versions = negotiate(versions.broker_versions)
         if ApiKey.SASL_HANDSHAKE not in versions or ApiKey.SASL_AUTHENTICATE not in versions:
             raise AuthenticationError(
                 "The broker does not offer SaslHandshake v1 and SaslAuthenticate (Kafka 1.0+); is"
