@@ -193,3 +193,26 @@ def test_token_refresh_and_reauth_then_refused_token_fails_pending_records(secur
         assert isinstance(failure, AuthenticationError), failure
     read = consume_all(ck_conf, topic, [0], expected=len(sent))
     assert [m.value for m in read[0]] == sent
+
+
+def test_cli_produce_with_a_properties_file_over_sasl_ssl(secured: KafkaCluster, tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    topic = new_topic(secured, partitions=1)
+    _, ck_conf = settings(secured, "scram-sha-512")
+    properties = tmp_path / "client.properties"
+    properties.write_text(
+        f"bootstrap.servers={secured.listener_bootstrap('SASL_SSL')}\n"
+        "security.protocol=SASL_SSL\nsasl.mechanism=SCRAM-SHA-512\n"
+        f"ssl.truststore.location={secured.security.ca_pem}\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required \\\n"
+        f'    username="{USER}" password="{PASSWORD}";\n')
+    lines = [f"line-{i}" for i in range(50)]
+    run = subprocess.run([sys.executable, "-m", "kprod", "produce", "--topic", topic, "--producer.config",
+                          str(properties)], input="\n".join(lines).encode() + b"\n", capture_output=True, timeout=120)
+    output = (run.stdout + run.stderr).decode()
+    assert run.returncode == 0, output
+    assert PASSWORD not in output
+    read = consume_all(ck_conf, topic, [0], expected=len(lines))
+    assert [m.value for m in read[0]] == [line.encode() for line in lines]
