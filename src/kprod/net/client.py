@@ -367,7 +367,7 @@ class NetworkClient:
 
     # -- TLS and SASL (issue 12) ---------------------------------------------------------------
 
-    def _tls_handshake(self, node: _Node, readable: bool, writable: bool) -> None:
+    def _tls_handshake(self, node: _Node, readable: int, writable: int) -> None:
         """Advance the TLS handshake with what arrived; once done, the protocol's life begins."""
         tls, sock = node.tls, node.sock
         assert tls is not None and sock is not None

@@ -107,8 +107,8 @@ class Sender:
         self.bootstrap_ids: list[int] = []
         client.on_disconnect = self._on_disconnect
         if hasattr(client, "on_auth_failure"):  # issue 12: refused credentials fail fast
-            client.on_auth_failure = self._on_auth_failure
-            client.on_authenticated = self._on_authenticated
+            setattr(client, "on_auth_failure", self._on_auth_failure)
+            setattr(client, "on_authenticated", self._on_authenticated)
         for index, (host, port) in enumerate(bootstrap):
             node_id = -(index + 1)
             client.set_node(node_id, host, port)

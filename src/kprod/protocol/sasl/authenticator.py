@@ -55,9 +55,10 @@ class SaslAuthenticator:
                 " this listener a SASL listener? Check security.protocol and the port.")
         self._auth_version = versions[ApiKey.SASL_AUTHENTICATE]
         source = self._mechanism_source
-        self.mechanism = source if hasattr(source, "first") else source()  # type: ignore[operator]
+        mechanism: Mechanism = source if hasattr(source, "first") else source()  # type: ignore[operator,assignment]
+        self.mechanism = mechanism
         self._stage = 1
-        return request_type(ApiKey.SASL_HANDSHAKE, versions[ApiKey.SASL_HANDSHAKE])(mechanism=self.mechanism.name)
+        return request_type(ApiKey.SASL_HANDSHAKE, versions[ApiKey.SASL_HANDSHAKE])(mechanism=mechanism.name)
 
     def _authenticate(self, auth_bytes: bytes) -> Any:
         return request_type(ApiKey.SASL_AUTHENTICATE, self._auth_version)(auth_bytes=auth_bytes)
