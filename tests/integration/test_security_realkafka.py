@@ -216,3 +216,61 @@ def test_cli_produce_with_a_properties_file_over_sasl_ssl(secured: KafkaCluster,
     assert PASSWORD not in output
     read = consume_all(ck_conf, topic, [0], expected=len(lines))
     assert [m.value for m in read[0]] == [line.encode() for line in lines]
+
+
+@pytest.mark.parametrize("kind", ["mtls", "scram-sha-512"])
+def test_blocking_connection_speaks_tls_and_sasl(secured: KafkaCluster, kind: str) -> None:
+    from kprod.config import ProducerConfig
+    from kprod.net.blocking import BlockingConnection
+    from kprod.net.security import Security
+    from kprod.protocol.messages import ApiKey
+    from kprod.protocol.requests import metadata_request
+
+    conf, _ = settings(secured, kind)
+    cfg = ProducerConfig(conf)
+    host, port = conf["bootstrap.servers"].split(",")[0].split(":")
+    with BlockingConnection(host, int(port), security=Security.from_config(cfg, set(cfg.originals))) as conn:
+        response = conn.send(metadata_request(conn.version(ApiKey.METADATA), None))
+    listener_ports = {int(p.split(":")[1]) for p in conf["bootstrap.servers"].split(",")}
+    assert {int(b.port) for b in response.brokers} == listener_ports
+
+
+@pytest.mark.parametrize(("recipe", "kind"), [
+    ("confluent-cloud", "plain"), ("msk-scram", "scram-sha-512"), ("redpanda", "scram-sha-256"),
+    ("aiven-mtls", "mtls"), ("msk-iam", "oauthbearer"),
+])
+def test_docs_recipes_against_the_matching_listener(
+        secured: KafkaCluster, recipe: str, kind: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recipe's keys, with this cluster's address, credentials and CA filled in."""
+    from tests.security_recipes import _FakeMskSigner, run_recipe
+
+    material = secured.security
+    client = material.client_pem.read_text()
+    split = client.index("-----BEGIN CERTIFICATE-----")
+    key = client[:split]
+    (tmp_path / "ca.pem").write_bytes(material.ca_pem.read_bytes())
+    (tmp_path / "service.cert").write_text(client[split:])
+    (tmp_path / "service.key").write_text(key)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(_FakeMskSigner, "token", material.token())
+    conf = run_recipe(recipe)
+    conf["bootstrap.servers"] = secured.listener_bootstrap(LISTENER[kind])
+    conf["ssl.truststore.location"] = str(material.ca_pem)
+    if kind == "scram-sha-256":
+        conf["security.protocol"] = "SASL_PLAINTEXT"  # the test cluster's SCRAM-SHA-256 listener has no TLS
+    for field_name in ("sasl.jaas.config", "sasl.username", "sasl.password"):
+        if field_name in conf:
+            for placeholder, value in (("API_KEY", USER), ("API_SECRET", PASSWORD), ('"USER"', f'"{USER}"'),
+                                       ('"PASSWORD"', f'"{PASSWORD}"')):
+                conf[field_name] = conf[field_name].replace(placeholder, value)
+            if conf[field_name] == "USER":
+                conf[field_name] = USER
+            if conf[field_name] == "PASSWORD":
+                conf[field_name] = PASSWORD
+    topic = new_topic(secured, partitions=1)
+    with Producer({**conf, **QUICK}) as producer:
+        offsets = [producer.send(topic, f"{recipe}-{i}".encode()).result(timeout=30).offset for i in range(20)]
+    assert offsets == list(range(20))
+    _, ck_conf = settings(secured, kind)
+    read = consume_all(ck_conf, topic, [0], expected=20)
+    assert [m.value for m in read[0]] == [f"{recipe}-{i}".encode() for i in range(20)]
