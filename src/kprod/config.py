@@ -616,7 +616,7 @@ PRODUCER_CONFIG: tuple[ConfigKey, ...] = (
     _k("ssl.enabled.protocols", ConfigType.LIST, ("TLSv1.2", "TLSv1.3"), _MED,
        "TLS versions allowed (TLSv1.2, TLSv1.3)."),
     _k("ssl.cipher.suites", ConfigType.LIST, (), _LOW,
-       "TLS 1.2 cipher suites allowed, OpenSSL or IANA names; empty keeps Python's defaults."),
+       "TLS 1.2 cipher suites allowed, in OpenSSL names; empty keeps Python's defaults."),
     # -- SASL (docs/security.md)
     _k("sasl.mechanism", _S, "GSSAPI", _MED,
        "SASL mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (GSSAPI, Java's"
