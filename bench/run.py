@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from brokers import REPO_ROOT, Broker, BrokerSetupError, open_broker
+from brokers import REPO_ROOT, Broker, BrokerSetupError, open_broker, security_settings
 from configs import CONFIGS, BenchConfig
 from report import markdown_report, summarize, text_report
 
@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     java = _java_setup() if "java" in clients else {}
     load_before = _load()
     try:
-        broker = open_broker("external" if args.bootstrap else args.broker, args.bootstrap, args.embedded_brokers)
+        broker = open_broker("external" if args.bootstrap else args.broker, args.bootstrap, args.embedded_brokers,
+                             secured=any(config.security for config in configs))
     except BrokerSetupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -192,8 +193,10 @@ def _run_one(broker: Broker, config: BenchConfig, client: str, round_index: int,
     topic = f"bench-{config.name}-{client}-{uuid.uuid4().hex[:10]}"
     broker.create_topic(topic, config.partitions, args.replication_factor)
     try:
+        bootstrap, security_java, security_librdkafka = security_settings(broker, config.security)
         spec = {
-            "bootstrap": broker.bootstrap, "topic": topic, "partitions": config.partitions,
+            "bootstrap": bootstrap, "security_java": security_java, "security_librdkafka": security_librdkafka,
+            "topic": topic, "partitions": config.partitions,
             "records": records, "warmup": warmup, "record_size": config.record_size,
             "key_size": config.key_size, "acks": config.acks, "idempotence": config.idempotence,
             "linger_ms": config.linger_ms, "batch_size": config.batch_size,

@@ -47,6 +47,9 @@ class Spec:
     java: str = ""  # Java client only: the java executable, the Kafka jars' folder, a log4j2 config
     java_libs: str = ""
     java_log4j: str = ""
+    #: Security settings under Java keys (kprod) and librdkafka keys (confluent-kafka); empty: PLAINTEXT.
+    security_java: dict[str, str] = field(default_factory=dict)
+    security_librdkafka: dict[str, str] = field(default_factory=dict)
 
     def java_config(self) -> dict[str, object]:
         """The run's settings under the Java producer's keys (kprod and confluent-kafka take them)."""
@@ -57,6 +60,7 @@ class Spec:
             "linger.ms": self.linger_ms,
             "batch.size": self.batch_size,
             "compression.type": self.compression,
+            **self.security_java,
         }
 
     @property
