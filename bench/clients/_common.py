@@ -12,7 +12,7 @@ import json
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = ["KEY_MASK", "Latency", "Spec", "Window", "emit", "emit_skip", "key_pool", "load_spec", "payload"]

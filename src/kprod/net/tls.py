@@ -268,8 +268,12 @@ class TlsSession:
         return describe_tls_failure(self.host, self.port, EOFError("EOF"))
 
     def encrypt(self, data: bytes | bytearray | memoryview) -> bytes:
-        """Ciphertext for ``data`` (whole records; memory BIOs never block)."""
-        self._obj.write(data)
+        """Ciphertext for ``data`` (memory BIOs never block, so all of it at once)."""
+        written = self._obj.write(data)
+        if written < len(data):  # partial writes are off in CPython; kept as a guard
+            view = memoryview(data)
+            while written < len(data):
+                written += self._obj.write(view[written:])
         return self._outgoing.read()
 
     def decrypt(self, data: bytes) -> tuple[bytes, bytes]:
