@@ -23,17 +23,20 @@ import http.server
 import json
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SecurityMaterial", "LISTENER_NAMES", "USER", "PASSWORD", "REAUTH_MS"]
+__all__ = ["SecurityMaterial", "LISTENER_NAMES", "USER", "PASSWORD", "REAUTH_MS", "CLIENT_ID", "CLIENT_SECRET"]
 
 LISTENER_NAMES = ("MTLS", "SASL_SSL", "SASL_PLAINTEXT")
 USER = "alice"
 PASSWORD = "alice-secret"
 #: Session lifetime on the SASL_PLAINTEXT listener: clients re-authenticate this often.
 REAUTH_MS = 4000
+CLIENT_ID = "kprod-client"
+CLIENT_SECRET = "kprod-client-secret"
 _KID = "kprod-test-key"
 _PLAIN_MODULE = "org.apache.kafka.common.security.plain.PlainLoginModule"
 _SCRAM_MODULE = "org.apache.kafka.common.security.scram.ScramLoginModule"
@@ -50,18 +53,31 @@ def _int_b64url(number: int) -> str:
 
 
 class _JwksServer:
-    """Serves one JWKS document on 127.0.0.1 from a daemon thread."""
+    """Serves the JWKS (GET) and an OIDC client-credentials token endpoint (POST /token) on 127.0.0.1."""
 
-    def __init__(self, document: bytes) -> None:
+    def __init__(self, document: bytes, mint: Any) -> None:
         body = document
+        expected = "Basic " + base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                self.send_response(200)
+            def _answer(self, status: int, payload: bytes) -> None:
+                self.send_response(status)
                 self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(body)
+                self.wfile.write(payload)
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                self._answer(200, body)
+
+            def do_POST(self) -> None:  # noqa: N802
+                length = int(self.headers.get("Content-Length", "0"))
+                form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+                if self.headers.get("Authorization") != expected or form.get("grant_type") != ["client_credentials"]:
+                    self._answer(401, b'{"error":"invalid_client"}')
+                    return
+                self._answer(200, json.dumps({"access_token": mint(), "token_type": "Bearer",
+                                              "expires_in": 3600}).encode())
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -69,6 +85,7 @@ class _JwksServer:
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}/jwks.json"
+        self.token_url = f"http://127.0.0.1:{self._server.server_address[1]}/token"
         self._thread = threading.Thread(target=self._server.serve_forever, name="jwks", daemon=True)
         self._thread.start()
 
@@ -114,8 +131,10 @@ class SecurityMaterial:
         numbers = self._signing_key.public_key().public_numbers()
         jwks = {"keys": [{"kty": "RSA", "kid": _KID, "use": "sig", "alg": "RS256",
                           "n": _int_b64url(numbers.n), "e": _int_b64url(numbers.e)}]}
-        self._jwks = _JwksServer(json.dumps(jwks).encode())
+        self._jwks = _JwksServer(json.dumps(jwks).encode(), self.token)
         self.jwks_url = self._jwks.url
+        #: OIDC client-credentials endpoint: CLIENT_ID / CLIENT_SECRET get a token the brokers accept.
+        self.token_endpoint_url = self._jwks.token_url
 
     def close(self) -> None:
         self._jwks.close()

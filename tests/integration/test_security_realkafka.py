@@ -25,7 +25,7 @@ from kprod.errors import (
 )
 from tests.apache_kafka.pytest_support import unavailable
 from tests.apache_kafka.realkafka import KafkaCluster, KafkaUnavailableError, unique_topic
-from tests.apache_kafka.secured import PASSWORD, REAUTH_MS, USER
+from tests.apache_kafka.secured import CLIENT_ID, CLIENT_SECRET, PASSWORD, REAUTH_MS, USER
 from tests.helpers import consume_all
 
 pytest.importorskip("trustme")
@@ -274,3 +274,28 @@ def test_docs_recipes_against_the_matching_listener(
     _, ck_conf = settings(secured, kind)
     read = consume_all(ck_conf, topic, [0], expected=20)
     assert [m.value for m in read[0]] == [f"{recipe}-{i}".encode() for i in range(20)]
+
+
+def _client_credentials(cluster: KafkaCluster, secret: str) -> dict[str, Any]:
+    conf, _ = settings(cluster, "oauthbearer")
+    del conf["sasl.oauthbearer.token.provider"]
+    return {**conf, "sasl.oauthbearer.token.endpoint.url": cluster.security.token_endpoint_url,
+            "sasl.oauthbearer.client.credentials.client.id": CLIENT_ID,
+            "sasl.oauthbearer.client.credentials.client.secret": secret,
+            "sasl.oauthbearer.scope": "kafka",
+            "sasl.login.callback.handler.class":
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler"}
+
+
+def test_oidc_client_credentials_flow(secured: KafkaCluster) -> None:
+    topic = new_topic(secured, partitions=1)
+    _, ck_conf = settings(secured, "oauthbearer")
+    with Producer(_client_credentials(secured, CLIENT_SECRET)) as producer:
+        offsets = [producer.send(topic, f"oidc-{i}".encode()).result(timeout=30).offset for i in range(10)]
+    assert offsets == list(range(10))
+    read = consume_all(ck_conf, topic, [0], expected=10)
+    assert [m.value for m in read[0]] == [f"oidc-{i}".encode() for i in range(10)]
+
+
+def test_oidc_wrong_client_secret_is_an_authentication_error(secured: KafkaCluster) -> None:
+    _expect_refusal(_client_credentials(secured, "wrong"), AuthenticationError, "token endpoint", "401")
