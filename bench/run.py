@@ -182,6 +182,10 @@ def _java_setup() -> dict[str, str]:
         return {}
 
 
+#: Clients the bench configures for a secured listener (Java keys or librdkafka keys).
+_SECURED_CLIENTS = ("kprod_send", "kprod_bulk", "confluent")
+
+
 def _run_one(broker: Broker, config: BenchConfig, client: str, round_index: int, position: int,
              args: argparse.Namespace, warmup: int, java: dict[str, str], records: int | None = None) -> dict[str, Any]:
     records = args.records if records is None else records
@@ -189,6 +193,9 @@ def _run_one(broker: Broker, config: BenchConfig, client: str, round_index: int,
                            "position": position + 1, "status": "failed", "reason": "", "load": _load()[0]}
     if client == "java" and not java:
         run.update(status="skipped", reason="no java or Kafka jars")
+        return run
+    if config.security and client not in _SECURED_CLIENTS:
+        run.update(status="skipped", reason=f"{client} is not given {config.security} settings by the bench")
         return run
     topic = f"bench-{config.name}-{client}-{uuid.uuid4().hex[:10]}"
     broker.create_topic(topic, config.partitions, args.replication_factor)
