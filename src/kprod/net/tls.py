@@ -278,9 +278,13 @@ class TlsSession:
 
     def decrypt(self, data: bytes) -> tuple[bytes, bytes]:
         """(plaintext now available, ciphertext to send back, usually empty)."""
-        self._incoming.write(data)
+        incoming = self._incoming
+        incoming.write(data)
         chunks = []
         read = self._obj.read
+        # Each SSLObject call releases the GIL (a cost on the I/O thread: kprod.net.syscalls), so
+        # stop as soon as OpenSSL has taken every received byte instead of reading once more only
+        # to be told it wants more (a read returns at most one 16 KiB record, well under _READ_SIZE).
         while True:
             try:
                 chunk = read(_READ_SIZE)
@@ -291,5 +295,7 @@ class TlsSession:
             if not chunk:
                 break
             chunks.append(chunk)
+            if not incoming.pending:
+                break
         out = self._outgoing.read() if self._outgoing.pending else b""
         return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), out
