@@ -299,3 +299,23 @@ def test_oidc_client_credentials_flow(secured: KafkaCluster) -> None:
 
 def test_oidc_wrong_client_secret_is_an_authentication_error(secured: KafkaCluster) -> None:
     _expect_refusal(_client_credentials(secured, "wrong"), AuthenticationError, "token endpoint", "401")
+
+
+def test_cli_perf_with_command_config_over_mtls(secured: KafkaCluster, tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    from tests.helpers import high_watermarks
+
+    topic = new_topic(secured, partitions=3)
+    properties = tmp_path / "client.properties"
+    properties.write_text(
+        f"bootstrap.servers={secured.listener_bootstrap('MTLS')}\nsecurity.protocol=SSL\n"
+        f"ssl.truststore.location={secured.security.ca_pem}\nssl.keystore.location={secured.security.client_pem}\n"
+        "ssl.key.password=\n")
+    run = subprocess.run([sys.executable, "-m", "kprod", "perf", "--topic", topic, "--num-records", "5000",
+                          "--record-size", "100", "--command-config", str(properties), "--json"],
+                         capture_output=True, timeout=180)
+    assert run.returncode == 0, (run.stdout + run.stderr).decode()
+    marks = high_watermarks(secured.bootstrap_servers, topic, range(3))
+    assert sum(marks.values()) == 5000
