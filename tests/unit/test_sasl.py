@@ -148,3 +148,21 @@ def test_jaas_lines_from_provider_pages() -> None:
 def test_bad_jaas_lines_are_config_errors(text: str) -> None:
     with pytest.raises(ConfigError, match="sasl.jaas.config"):
         parse_jaas(text)
+
+
+def test_sasl_package_is_sans_io() -> None:
+    """protocol.sasl imports no sockets, threads, clocks or logging, and nothing above the protocol layer."""
+    import ast
+    from pathlib import Path
+
+    import kprod.protocol.sasl as package
+
+    forbidden = {"socket", "ssl", "threading", "time", "logging", "select", "asyncio", "urllib"}
+    for path in Path(package.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert name.split(".")[0] not in forbidden, (path.name, name)
+                if name.startswith("kprod."):
+                    assert name.startswith(("kprod.protocol", "kprod.errors")), (path.name, name)
