@@ -100,7 +100,7 @@ def parse_jaas(text: str) -> JaasConfig:
             if any(t[0] != ";" for t in tokens[i + 1:]):
                 raise _error("kprod takes one login module entry; text follows the ';'")
             return JaasConfig(module, flag.lower(), options)
-        if kind != "word" or i + 2 >= len(tokens) + 0 or tokens[i + 1][0] != "=":
+        if kind != "word" or i + 2 >= len(tokens) or tokens[i + 1][0] != "=":
             raise _error(f"expected name=value after option {len(options) + 1}")
         if tokens[i + 2][0] not in ("word", "string"):
             raise _error(f"option {value!r} has no value")
