@@ -199,7 +199,7 @@ def test_frames_are_cut_across_any_read_boundary() -> None:
             for start in range(0, len(stream), chunk_size):
                 loop._cut_frames(conn, memoryview(stream[start : start + chunk_size]))
             assert [bytes(f) for f in conn.inbox] == frames, chunk_size
-            assert conn.partial is None and conn.head == b""
+            assert conn.reader.buffered == 0
     finally:
         left.close()
         right.close()

@@ -20,6 +20,7 @@ from kprod.producer.metadata import ClusterMetadata
 from kprod.producer.sticky import StickyPartitioner
 from kprod.protocol.messages import ApiKey, ErrorCode, response_module
 from kprod.protocol.records import BATCH_HEADER_SIZE, read_batches
+from kprod.protocol.responses import metadata_result
 
 TOPIC = "orders"
 VALUE = b"v" * 100
@@ -66,7 +67,7 @@ def metadata_for(leaders: dict[str, list[int]], brokers: tuple[int, ...] = (1, 2
         ),
     )
     metadata = ClusterMetadata(metadata_max_age_ms=300_000, metadata_max_idle_ms=300_000)
-    metadata.update(response, 0.0)
+    metadata.update(metadata_result(response), 0.0)
     return metadata
 
 

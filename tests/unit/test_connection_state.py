@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import struct
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -310,8 +311,8 @@ class _ScriptedSasl:
         self.refuse = refuse
         self.seen: list[Any] = []
 
-    def start(self, api_versions: ApiVersionsResult) -> Any:
-        self.seen.append(api_versions)
+    def start(self, versions: Mapping[int, int]) -> Any:
+        self.seen.append(dict(versions))
         return request_module(17, 1).SaslHandshakeRequest(mechanism="PLAIN")
 
     def on_response(self, response: Any) -> Any:
@@ -341,7 +342,7 @@ def test_authenticator_runs_between_negotiation_and_ready() -> None:
     conn.connection_made()
     [outgoing] = conn.receive(_api_versions_ok(4, 0))
     assert conn.state is ConnectionState.AUTHENTICATING
-    assert sasl.seen == [ApiVersionsResult(0, dict(BROKER), 7)]
+    assert sasl.seen == [{ApiKey.PRODUCE: 11, ApiKey.METADATA: 12, ApiKey.API_VERSIONS: 4}]
     [request] = _requests(outgoing.data)
     assert (request.api_key, request.api_version, request.correlation_id) == (17, 1, 1)
     with pytest.raises(KafkaConnectionError, match="AUTHENTICATING, not READY"):
@@ -359,7 +360,7 @@ def test_authenticator_runs_between_negotiation_and_ready() -> None:
 
 def test_authenticator_with_nothing_to_do_goes_straight_to_ready() -> None:
     class Nothing:
-        def start(self, api_versions: ApiVersionsResult) -> None:
+        def start(self, versions: Mapping[int, int]) -> None:
             return None
 
         def on_response(self, response: Any) -> None:
@@ -387,7 +388,7 @@ def test_authentication_failure_poisons_with_the_authenticators_error() -> None:
 
 def test_authenticator_bug_becomes_an_authentication_error() -> None:
     class Broken:
-        def start(self, api_versions: ApiVersionsResult) -> Any:
+        def start(self, versions: Mapping[int, int]) -> Any:
             raise KeyError("mechanism")
 
         def on_response(self, response: Any) -> None:
@@ -398,3 +399,81 @@ def test_authenticator_bug_becomes_an_authentication_error() -> None:
     with pytest.raises(AuthenticationError, match="The authenticator failed: KeyError"):
         conn.receive(_api_versions_ok(4, 0))
     assert conn.state is ConnectionState.ERROR
+
+
+def test_reauthentication_on_a_ready_connection_lets_earlier_answers_through() -> None:
+    conn = _ready()
+    conn.send(metadata_request(12, None))
+    frame = conn.reauthenticate(_ScriptedSasl())
+    assert conn.state is ConnectionState.AUTHENTICATING
+    [request] = _requests(frame)
+    assert (request.api_key, request.correlation_id) == (17, 2)
+    with pytest.raises(KafkaConnectionError, match="AUTHENTICATING, not READY"):
+        conn.send(metadata_request(12, None))
+    handshake, authenticate = _sasl_answers(2, 3)
+    # The Metadata answer sent before the re-authentication comes first, as a Response.
+    events = conn.receive(_metadata_response(1, controller_id=4) + handshake)
+    assert [type(e) for e in events] == [Response, Outgoing]
+    assert (events[0].correlation_id, events[0].response.controller_id) == (1, 4)
+    assert _requests(events[1].data)[0].api_key == 36
+    [ready] = conn.receive(authenticate)
+    assert type(ready) is Ready and conn.state is ConnectionState.READY
+    assert conn.send(metadata_request(12, None))[0] == 4
+
+
+def test_reauthentication_is_refused_unless_ready() -> None:
+    conn = ClientConnection("kp")
+    with pytest.raises(KafkaConnectionError, match="Cannot re-authenticate: the connection is CONNECTING"):
+        conn.reauthenticate(_ScriptedSasl())
+    assert conn.state is ConnectionState.CONNECTING
+
+
+# -- any bytes ------------------------------------------------------------------------------------
+
+hypothesis = pytest.importorskip("hypothesis")
+st = hypothesis.strategies
+
+
+@hypothesis.settings(max_examples=300, deadline=None)
+@hypothesis.given(data=st.binary(max_size=300), negotiated=st.booleans())
+def test_any_bytes_give_events_or_a_protocol_error_never_anything_else(data: bytes, negotiated: bool) -> None:
+    conn = ClientConnection("kp")
+    if negotiated:
+        _ready(conn)
+        conn.send(metadata_request(12, None))
+        conn.send(metadata_request(1, None))
+    else:
+        conn.connection_made()
+    try:
+        events = conn.receive(data)
+    except ProtocolError:
+        assert conn.state is ConnectionState.ERROR
+        with pytest.raises(ProtocolError, match="unusable after an earlier error"):
+            conn.receive(b"")
+    else:
+        assert conn.state is not ConnectionState.ERROR
+        for event in events:
+            assert type(event) in ((Response,) if negotiated else (Outgoing, Ready))
+
+
+def _cut(stream: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({min(c, len(stream)) for c in cuts} | {0, len(stream)})
+    return [stream[start:end] for start, end in zip(points, points[1:])]
+
+
+@hypothesis.settings(max_examples=100, deadline=None)
+@hypothesis.given(cuts=st.lists(st.integers(min_value=0, max_value=2_000), max_size=12))
+def test_a_stream_cut_anywhere_gives_the_same_events(cuts: list[int]) -> None:
+    conn = ClientConnection("kp")
+    conn.connection_made()
+    handshake: list[Any] = []
+    for chunk in _cut(_api_versions_ok(4, 0), cuts):
+        handshake += conn.receive(chunk)
+    assert [type(e) for e in handshake] == [Ready]
+    for _ in range(3):
+        conn.send(metadata_request(12, None))
+    responses: list[Any] = []
+    for chunk in _cut(b"".join(_metadata_response(1 + i, controller_id=i) for i in range(3)), cuts):
+        responses += conn.receive(chunk)
+    assert [(e.correlation_id, e.response.controller_id) for e in responses] == [(1, 0), (2, 1), (3, 2)]
+    assert conn.in_flight == 0

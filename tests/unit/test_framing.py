@@ -292,3 +292,29 @@ def test_frame_reader_rejects_an_oversize_frame() -> None:
     # The limit itself is allowed.
     reader = FrameReader(max_size=10)
     assert reader.feed(_frame(b"0123456789")) == [b"0123456789"]
+
+
+def test_frame_reader_returns_whole_frames_as_views_of_the_chunk() -> None:
+    chunk = bytearray(_frame(b"abc") + _frame(b"defg"))
+    first, second = FrameReader().feed(chunk)
+    assert (first.obj, second.obj) == (chunk, chunk)  # not copied
+    assert (bytes(first), bytes(second)) == (b"abc", b"defg")
+
+
+def test_frame_reader_direct_buffer_receives_the_rest_of_a_large_frame() -> None:
+    body = bytes(range(256)) * 40  # 10240 bytes
+    reader = FrameReader()
+    assert reader.direct_buffer(100) is None  # no frame in progress
+    assert reader.feed(_frame(body)[:1004]) == []  # size prefix + 1000 bytes
+    assert reader.direct_buffer(10240 - 1000) is None  # not more than the threshold missing
+    rest = reader.direct_buffer(100)
+    assert rest is not None and len(rest) == 10240 - 1000
+    rest[:5000] = body[1000:6000]
+    assert reader.direct_filled(5000) is None
+    assert reader.buffered == 4 + 6000
+    rest = reader.direct_buffer(100)
+    assert rest is not None and len(rest) == 10240 - 6000
+    rest[:] = body[6000:]
+    frame = reader.direct_filled(len(rest))
+    assert frame is not None and bytes(frame) == body and frame.readonly
+    assert reader.buffered == 0 and reader.direct_buffer(0) is None

@@ -36,6 +36,7 @@ from kprod.producer.batch import ProducerBatch, RecordFuture
 from kprod.producer.metadata import ClusterMetadata
 from kprod.protocol.messages import ApiKey, ErrorCode, response_module
 from kprod.protocol.records import RecordBatchBuilder, _RecordsCore, read_batches
+from kprod.protocol.responses import metadata_result
 
 try:
     compiled: ModuleType | None = importlib.import_module("kprod._speedups")
@@ -424,7 +425,7 @@ def _inject_metadata(producer: Producer, leaders: dict[str, list[int]]) -> None:
         ),
     )
     fresh = ClusterMetadata(metadata_max_age_ms=300_000, metadata_max_idle_ms=300_000)
-    fresh.update(response, 0.0)
+    fresh.update(metadata_result(response), 0.0)
     metadata = producer._metadata
     metadata.partitions, metadata.leaders = fresh.partitions, fresh.leaders
     metadata.available, metadata.partition_counts = fresh.available, fresh.partition_counts

@@ -34,7 +34,7 @@ from kprod.cluster.exceptions import ClusterError
 from kprod.cluster.splice import encode_spliced
 from kprod.cluster.state import Partition
 from kprod.errors import ProtocolError
-from kprod.protocol.framing import MAX_FRAME_SIZE, decode_request, encode_response
+from kprod.protocol.framing import FrameReader, decode_request, encode_response
 
 __all__ = ["EventLoop"]
 
@@ -77,9 +77,7 @@ class Connection:
         "sock",
         "node_id",
         "peer",
-        "head",
-        "partial",
-        "filled",
+        "reader",
         "inbox",
         "parked",
         "muted_until",
@@ -95,9 +93,7 @@ class Connection:
         self.sock = sock
         self.node_id = node_id
         self.peer = peer
-        self.head = b""  # the first bytes of a size prefix cut by a read
-        self.partial: bytearray | None = None  # a frame being received
-        self.filled = 0  # bytes of ``partial`` received so far
+        self.reader = FrameReader()  # cuts the byte stream into request frames
         self.inbox: deque[memoryview] = deque()  # request frames not handled yet (read-only views)
         self.parked: ParkedFetch | None = None
         self.muted_until = 0.0  # throttling: no request is handled before this time
@@ -335,15 +331,14 @@ class EventLoop:
         reads gets its own buffer, and a large remainder is received directly
         into it. No frame is copied just to be cut out of the stream.
         """
-        partial = conn.partial
+        direct = conn.reader.direct_buffer(_DIRECT_READ)
         try:
-            if partial is not None and len(partial) - conn.filled > _DIRECT_READ:
-                size = conn.sock.recv_into(memoryview(partial)[conn.filled :])
+            if direct is not None:
+                size = conn.sock.recv_into(direct)
                 if size:
-                    conn.filled += size
-                    if conn.filled == len(partial):
-                        conn.partial = None
-                        conn.inbox.append(memoryview(partial).toreadonly())
+                    frame = conn.reader.direct_filled(size)
+                    if frame is not None:
+                        conn.inbox.append(frame)
                         self._process(conn)
                     return
             else:
@@ -371,43 +366,11 @@ class EventLoop:
                     inbox[i] = memoryview(bytes(frame))
 
     def _cut_frames(self, conn: Connection, data: memoryview) -> None:
-        """Split received bytes into request frames (without their size prefix) on ``conn.inbox``."""
-        pos = 0
-        end = len(data)
-        inbox = conn.inbox
-        while pos < end:
-            partial = conn.partial
-            if partial is not None:
-                take = min(len(partial) - conn.filled, end - pos)
-                partial[conn.filled : conn.filled + take] = data[pos : pos + take]
-                conn.filled += take
-                pos += take
-                if conn.filled == len(partial):
-                    conn.partial = None
-                    inbox.append(memoryview(partial).toreadonly())
-                continue
-            if conn.head or end - pos < 4:
-                need = 4 - len(conn.head)
-                conn.head += bytes(data[pos : pos + need])
-                pos += min(need, end - pos)
-                if len(conn.head) < 4:
-                    return
-                (size,) = _SIZE.unpack(conn.head)
-                conn.head = b""
-            else:
-                (size,) = _SIZE.unpack_from(data, pos)
-                pos += 4
-            if not 0 <= size <= MAX_FRAME_SIZE:
-                raise ProtocolError(
-                    f"Received a frame of {size} bytes, outside 0..{MAX_FRAME_SIZE}: the peer does not"
-                    " speak the Kafka protocol."
-                )
-            if end - pos >= size:
-                inbox.append(data[pos : pos + size])
-                pos += size
-            else:
-                conn.partial = bytearray(size)
-                conn.filled = 0
+        """Split received bytes into request frames (without their size prefix) on ``conn.inbox``.
+
+        The protocol layer's ``FrameReader`` (the client's too) does the cutting.
+        """
+        conn.inbox.extend(conn.reader.feed(data))
 
     def _process(self, conn: Connection) -> None:
         """Handle queued requests in order until one parks the connection."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from kprod._version import __version__
 from kprod.errors import KafkaConnectionError, KafkaTimeoutError, ProtocolError
-from kprod.protocol.connection import Authenticator, ClientConnection, ConnectionState, Outgoing, Response
+from kprod.protocol.connection import Authenticator, ClientConnection, ConnectionState, Event, Outgoing, Response
 from kprod.protocol.messages import request_type
 from kprod.net.security import Security
 from kprod.net.tls import describe_tls_failure
@@ -108,7 +108,7 @@ class BlockingConnection:
         """The one place bytes leave."""
         self._io(self._sock.sendall, data)
 
-    def _receive(self) -> list[Any]:
+    def _receive(self) -> list[Event]:
         """Block for the next bytes and feed them to the state machine: the one place bytes arrive."""
         data = self._io(self._sock.recv, _RECV_SIZE)
         if not data:

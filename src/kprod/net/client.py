@@ -39,7 +39,6 @@ from kprod.net import syscalls
 from kprod.net.poller import READ, WRITE, make_poller
 from kprod.net.security import Security
 from kprod.net.tls import TlsSession
-from kprod.protocol.sasl import SaslAuthenticator
 
 __all__ = ["NetworkClient", "Handler"]
 
@@ -62,7 +61,7 @@ class _Node:
     __slots__ = (
         "node_id", "host", "port", "sock", "state", "protocol", "out", "awaiting",
         "flushed_handlers", "connect_deadline", "reconnect_at", "failures", "registered_events",
-        "tls", "reauth", "reauth_at",
+        "tls", "reauth_at", "reauthenticating",
     )
 
     def __init__(self, node_id: int, host: str, port: int) -> None:
@@ -82,22 +81,15 @@ class _Node:
         self.failures = 0
         self.registered_events = 0
         self.tls: TlsSession | None = None
-        #: The SASL exchange of a KIP-368 re-authentication in progress (the node is not ready).
-        self.reauth: SaslAuthenticator | None = None
+        self.reauthenticating = False
         #: Clock time (ms) at which to re-authenticate (0: never).
         self.reauth_at = 0.0
 
     @property
     def ready(self) -> bool:
-        """Connected, through the protocol handshake, and not re-authenticating."""
+        """Connected and through the protocol handshake (not re-authenticating either)."""
         protocol = self.protocol
-        return protocol is not None and protocol.state is _READY and self.reauth is None
-
-    @property
-    def setting_up(self) -> bool:
-        """Connecting, in the TLS handshake, negotiating or authenticating (the setup timeout applies)."""
-        protocol = self.protocol
-        return self.state != _DISCONNECTED and (protocol is None or protocol.state is not _READY)
+        return protocol is not None and protocol.state is _READY
 
     def __repr__(self) -> str:
         return f"node {self.node_id} ({self.host}:{self.port})"
@@ -428,41 +420,22 @@ class NetworkClient:
         self._next_reauth = upcoming if upcoming else now + 1000.0
 
     def _start_reauthentication(self, node: _Node, now: float) -> None:
+        """KIP-368 on a READY connection: the state machine is AUTHENTICATING (not ready) until done."""
         auth = self.security.new_authenticator()
         assert auth is not None and node.protocol is not None
         log.debug("Re-authenticating with %r (KIP-368)", node)
-        node.reauth = auth
+        node.reauthenticating = True
+        node.connect_deadline = now + self.request_timeout_ms  # the exchange's own deadline
         try:
-            request = auth.start(node.protocol.versions)
+            data = node.protocol.reauthenticate(auth)
         except AuthenticationError as exc:
             self._auth_failed(node, exc)
             return
-        self._send_reauth(node, request, now)
-
-    def _send_reauth(self, node: _Node, request: Any, now: float) -> None:
-        assert node.protocol is not None
-        _, frame = node.protocol.send(request)
-        node.awaiting.append((now + self.request_timeout_ms, self._on_reauth(node)))
-        self._write(node, frame)
-
-    def _on_reauth(self, node: _Node) -> Handler:
-        def handle(response: Any, error: BaseException | None) -> None:
-            auth = node.reauth
-            if error is not None or auth is None:
-                return  # the connection is already closed
-            try:
-                request = auth.on_response(response)
-            except AuthenticationError as exc:
-                self._auth_failed(node, exc)
-                return
-            if request is not None:
-                self._send_reauth(node, request, self.clock())
-                return
-            node.reauth = None
+        if data:
+            self._write(node, data)
+        else:
+            node.reauthenticating = False
             self._authenticated(node, auth)
-            log.debug("Re-authenticated with %r", node)
-
-        return handle
 
     def _authenticated(self, node: _Node, auth: Any) -> None:
         """SASL succeeded (first time or again): schedule the next re-authentication."""
@@ -577,6 +550,9 @@ class NetworkClient:
                     node.failures = 0
                     log.debug("Connected to %r", node)
                     if was_authenticating:
+                        if node.reauthenticating:
+                            node.reauthenticating = False
+                            log.debug("Re-authenticated with %r", node)
                         self._authenticated(node, protocol.authenticator)
             if raw_length < _RECV_SIZE:
                 return
@@ -584,7 +560,7 @@ class NetworkClient:
     def _closed_by_broker(self, node: _Node) -> None:
         protocol = node.protocol
         state = protocol.state if protocol is not None else None
-        if state is ConnectionState.AUTHENTICATING or node.reauth is not None:
+        if state is ConnectionState.AUTHENTICATING:
             # Kafka closes the connection when SASL fails on brokers that cannot send
             # SaslAuthenticate errors, and when a client talks plaintext to a SASL_SSL port.
             self._auth_failed(node, AuthenticationError(
@@ -602,11 +578,10 @@ class NetworkClient:
         for node in self.nodes.values():
             if node.state == _DISCONNECTED:
                 continue
-            if node.setting_up:
-                if now >= node.connect_deadline:
-                    self._close_node(node, KafkaTimeoutError(
-                        f"Connection setup to {node!r} timed out after {self.connection_setup_timeout_ms} ms "
-                        "(socket.connection.setup.timeout.ms)."))
+            if not node.ready and now >= node.connect_deadline:  # handshake not done in time
+                self._close_node(node, KafkaTimeoutError(
+                    f"Connection setup to {node!r} timed out after {self.connection_setup_timeout_ms} ms "
+                    "(socket.connection.setup.timeout.ms)."))
             elif node.awaiting and now >= node.awaiting[0][0]:
                 self._close_node(node, KafkaTimeoutError(
                     f"{node!r} did not answer within request.timeout.ms ({self.request_timeout_ms} ms); "
@@ -621,8 +596,8 @@ class NetworkClient:
         node.sock = None
         node.protocol = None
         node.tls = None
-        node.reauth = None
         node.reauth_at = 0.0
+        node.reauthenticating = False
         node.registered_events = 0
         node.state = _DISCONNECTED
         node.out = bytearray()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kprod.errors import KafkaError, error_for_code
+from kprod.protocol.responses import MetadataResult
 
 __all__ = ["ClusterMetadata", "PartitionInfo"]
 
@@ -92,7 +93,7 @@ class ClusterMetadata:
                 if self.auth_error is not None:
                     raise self.auth_error
                 error = self.topic_errors.get(topic)
-                if error is not None and getattr(error, "code", None) in _FATAL_TOPIC_CODES:
+                if error is not None and error.code in _FATAL_TOPIC_CODES:
                     raise error
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -128,22 +129,22 @@ class ClusterMetadata:
             self._new_topics = False
             return list(self.interest)
 
-    def update(self, response: Any, now_ms: float) -> set[str]:
+    def update(self, response: MetadataResult, now_ms: float) -> set[str]:
         """Apply a Metadata response; returns topics whose partition count changed."""
-        brokers = {int(b.node_id): (b.host, int(b.port)) for b in response.brokers}
+        brokers = {b.node_id: (b.host, b.port) for b in response.brokers}
         changed: set[str] = set()
         with self._cond:
             if brokers:
                 self.brokers = brokers
-            self.cluster_id = getattr(response, "cluster_id", None)
-            self.controller_id = int(getattr(response, "controller_id", -1))
+            self.cluster_id = response.cluster_id
+            self.controller_id = response.controller_id
             counts = dict(self.partition_counts)
             leaders = dict(self.leaders)
             partitions = dict(self.partitions)
             available = dict(self.available)
             for topic_md in response.topics:
                 name = topic_md.name
-                code = int(topic_md.error_code)
+                code = topic_md.error_code
                 if code != _NONE:
                     self.topic_errors[name] = error_for_code(code, topic=name)
                     if code not in _RETRY_TOPIC_CODES or not topic_md.partitions:
@@ -154,21 +155,10 @@ class ClusterMetadata:
                         continue
                 else:
                     self.topic_errors.pop(name, None)
-                infos = sorted(
-                    (
-                        PartitionInfo(
-                            name,
-                            int(p.partition_index),
-                            int(p.leader_id),
-                            int(getattr(p, "leader_epoch", -1)),
-                            tuple(int(r) for r in p.replica_nodes),
-                            tuple(int(r) for r in p.isr_nodes),
-                            tuple(int(r) for r in getattr(p, "offline_replicas", ())),
-                        )
-                        for p in topic_md.partitions
-                    ),
-                    key=lambda info: info.partition,
-                )
+                infos = [  # the protocol layer sorts partitions by number
+                    PartitionInfo(name, p.partition, p.leader, p.leader_epoch, p.replicas, p.isr, p.offline_replicas)
+                    for p in topic_md.partitions
+                ]
                 if not infos:
                     continue
                 if counts.get(name) != len(infos):

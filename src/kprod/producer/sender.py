@@ -29,7 +29,8 @@ from kprod.producer.metadata import ClusterMetadata
 from kprod.protocol.messages import ApiKey
 from kprod.protocol.records import RecordBatchBuilder, read_batches
 from kprod.protocol.produce import ProduceRequest
-from kprod.protocol.requests import init_producer_id_request, metadata_request, to_millis
+from kprod.protocol.requests import init_producer_id_request, metadata_request
+from kprod.protocol.responses import init_producer_id_result, metadata_result, produce_results
 
 __all__ = ["Sender", "Network"]
 
@@ -236,10 +237,11 @@ class Sender:
         assert idempotence is not None
         now = self.clock_ms()
         if error is None:
-            code = int(response.error_code)
+            result = init_producer_id_result(response)
+            code = result.error_code
             if code == _NONE:
                 self._pid_attempts = 0
-                idempotence.set_producer_id(int(response.producer_id), int(response.producer_epoch))
+                idempotence.set_producer_id(result.producer_id, result.producer_epoch)
                 return
             error = error_for_code(code)
             if not isinstance(error, RetriableError):
@@ -285,7 +287,7 @@ class Sender:
             log.debug("Metadata request failed: %s", error)
             return
         self._metadata_failures = 0
-        self.metadata.update(response, now)
+        self.metadata.update(metadata_result(response), now)
         for node_id, (host, port) in self.metadata.brokers.items():
             self.client.set_node(node_id, host, port)
         if self.metadata.brokers and self.bootstrap_ids:
@@ -345,14 +347,10 @@ class Sender:
             for batch in batches:
                 self._succeed(batch, -1, -1)
             return
-        results: dict[tuple[str, int], Any] = {}
-        for topic_response in response.responses:
-            name = topic_response.name
-            for partition_response in topic_response.partition_responses:
-                results[(name, int(partition_response.index))] = partition_response
-        endpoints = getattr(response, "node_endpoints", ())
-        if endpoints:
-            self.metadata.add_brokers({int(e.node_id): (e.host, int(e.port)) for e in endpoints})
+        produced = produce_results(response)
+        results = produced.partitions
+        if produced.node_endpoints:
+            self.metadata.add_brokers(produced.node_endpoints)
         for batch in batches:
             result = results.get((batch.topic, batch.partition))
             if result is None:
@@ -360,18 +358,18 @@ class Sender:
                     -1, "The broker's Produce response left this partition out.", topic=batch.topic,
                     partition=batch.partition), now, code=-1)
                 continue
-            code = int(result.error_code)
+            code = result.error_code
             if code == _NONE or code == _DUPLICATE_SEQUENCE:
-                self._succeed(batch, int(result.base_offset), to_millis(getattr(result, "log_append_time", None)))
+                self._succeed(batch, result.base_offset, result.log_append_time)
                 continue
-            message = getattr(result, "error_message", None)
-            record_errors = getattr(result, "record_errors", ())
+            message = result.error_message
+            record_errors = result.record_errors
             if record_errors:
                 details = "; ".join(f"record {e.batch_index}: {e.batch_index_error_message}" for e in record_errors)
                 message = f"{message or ''} ({details})".strip()
-            leader = getattr(result, "current_leader", None)
-            if leader is not None and int(leader.leader_id) >= 0:
-                self.metadata.update_leader(batch.topic, batch.partition, int(leader.leader_id), int(leader.leader_epoch), now)
+            leader = result.current_leader
+            if leader.leader_id >= 0:
+                self.metadata.update_leader(batch.topic, batch.partition, leader.leader_id, leader.leader_epoch, now)
             self._on_batch_error(batch, error_for_code(code, message, topic=batch.topic, partition=batch.partition), now, code=code)
 
     def _on_batch_error(self, batch: ProducerBatch, error: BaseException, now: float, code: int | None) -> None:

@@ -11,7 +11,8 @@ with bytes alone.
 The life of a connection::
 
     CONNECTING --connection_made()--> NEGOTIATING --ApiVersions ok--> [AUTHENTICATING] --> READY
-         any state --broken bytes, wrong correlation id, failed handshake--> ERROR (final)
+    READY --reauthenticate()--> AUTHENTICATING --> READY                    (KIP-368)
+    any state --broken bytes, wrong correlation id, failed handshake--> ERROR (final)
 
 * NEGOTIATING: ApiVersions at kprod's highest version. A broker that does not
   know that version answers UNSUPPORTED_VERSION with a v0 body carrying its
@@ -20,6 +21,9 @@ The life of a connection::
   negotiation ends.
 * AUTHENTICATING: only with an :class:`Authenticator` (SASL). The connection
   sends the requests it returns, one at a time, and hands it each response.
+  :meth:`~ClientConnection.reauthenticate` runs a new one on a READY
+  connection (KIP-368); answers to requests sent before it still arrive as
+  ``Response`` events, and no new request may be sent until READY again.
 * READY: :meth:`~ClientConnection.send` frames requests;
   :meth:`~ClientConnection.receive` returns their responses, in order. Kafka
   answers a connection's requests in order, so a correlation id that is not
@@ -35,6 +39,7 @@ from __future__ import annotations
 import struct
 from collections import deque
 from enum import Enum
+from collections.abc import Mapping
 from typing import Any, NamedTuple, Protocol
 
 from kprod.errors import AuthenticationError, KafkaConnectionError, KafkaError, ProtocolError
@@ -77,8 +82,12 @@ class Authenticator(Protocol):
     the decoded response of each, in order.
     """
 
-    def start(self, api_versions: ApiVersionsResult) -> Any | None:
-        """The first request to send, knowing the broker's versions; None: nothing to do."""
+    def start(self, versions: Mapping[int, int]) -> Any | None:
+        """The first request to send; None: nothing to do.
+
+        ``versions`` is the connection's negotiated version per API key (APIs
+        kprod lists in ``CLIENT_VERSIONS`` that the broker also speaks).
+        """
         ...
 
     def on_response(self, response: Any) -> Any | None:
@@ -155,8 +164,9 @@ class ClientConnection:
         self._authenticator = authenticator
         self._next_correlation_id = 0
         self._reader = FrameReader()
-        # (correlation id, api key, api version) of requests awaiting a response, oldest first.
-        self._awaiting: deque[tuple[int, int, int]] = deque()
+        # (correlation id, api key, api version, handshake?) of requests awaiting a response,
+        # oldest first; handshake requests are the connection's own (ApiVersions, authentication).
+        self._awaiting: deque[tuple[int, int, int, bool]] = deque()
 
     # -- events in ---------------------------------------------------------
 
@@ -179,8 +189,28 @@ class ClientConnection:
         self._next_correlation_id = 0 if correlation_id == _MAX_CORRELATION_ID else correlation_id + 1
         frame = encode_request(request, correlation_id, self.client_id)
         if expect_response:
-            self._awaiting.append((correlation_id, request.__api_key__, request.__version__))
+            self._awaiting.append((correlation_id, request.__api_key__, request.__version__, False))
         return correlation_id, frame
+
+    def reauthenticate(self, authenticator: Authenticator) -> bytes:
+        """Authenticate again on a READY connection (KIP-368): the bytes to write (b"": nothing to do).
+
+        The connection is AUTHENTICATING until ``authenticator`` is done (a
+        ``Ready`` event); answers to requests already sent still arrive as
+        ``Response`` events meanwhile.
+        """
+        if self.state is not ConnectionState.READY:
+            raise self._refuse("Cannot re-authenticate")
+        self._authenticator = authenticator
+        self.state = ConnectionState.AUTHENTICATING
+        try:
+            request = authenticator.start(self.versions)
+        except Exception as exc:
+            raise self._poison(_auth_error(exc)) from exc
+        if request is None:
+            self.state = ConnectionState.READY
+            return b""
+        return self._frame(request)
 
     def receive(self, data: bytes | bytearray | memoryview) -> list[Event]:
         """Feed received bytes; return the events they complete, in order.
@@ -203,8 +233,8 @@ class ClientConnection:
                 raise self._poison(ProtocolError(
                     f"Received a {len(frame)}-byte response while no request was outstanding."
                 ))
-            expected, api_key, version = awaiting.popleft()
-            if self.state is ConnectionState.READY:
+            expected, api_key, version, handshake = awaiting.popleft()
+            if not handshake:
                 try:
                     correlation_id, response = decode_response(frame, api_key, version)
                 except ProtocolError as exc:
@@ -224,15 +254,11 @@ class ClientConnection:
 
     # -- the handshake -----------------------------------------------------
 
-    def _handshake(self, frame: bytes, api_key: int, version: int, events: list[Event]) -> None:
+    def _handshake(self, frame: memoryview, api_key: int, version: int, events: list[Event]) -> None:
         if self.state is ConnectionState.NEGOTIATING:
             self._on_api_versions(frame, version, events)
             return
-        if self.state is not ConnectionState.AUTHENTICATING:
-            # Bytes after the handshake's last response, in the same chunk as it: impossible,
-            # since no request is outstanding then; kept as a guard.
-            raise self._poison(ProtocolError("Received a response the handshake did not ask for."))
-        assert self._authenticator is not None
+        assert self.state is ConnectionState.AUTHENTICATING and self._authenticator is not None
         try:
             _, response = decode_response(frame, api_key, version)
             request = self._authenticator.on_response(response)
@@ -240,7 +266,7 @@ class ClientConnection:
             raise self._poison(_auth_error(exc)) from exc
         self._next_handshake_step(request, events)
 
-    def _on_api_versions(self, frame: bytes, version: int, events: list[Event]) -> None:
+    def _on_api_versions(self, frame: memoryview, version: int, events: list[Event]) -> None:
         try:
             _, response = decode_response(frame, ApiKey.API_VERSIONS, version)
         except ProtocolError as exc:
@@ -267,7 +293,7 @@ class ClientConnection:
         if self._authenticator is not None:
             self.state = ConnectionState.AUTHENTICATING
             try:
-                request = self._authenticator.start(result)
+                request = self._authenticator.start(self.versions)
             except Exception as exc:
                 raise self._poison(_auth_error(exc)) from exc
         self._next_handshake_step(request, events)
@@ -289,8 +315,8 @@ class ClientConnection:
     def _frame(self, request: Any) -> bytes:
         """Number and frame a handshake request, expecting its answer."""
         correlation_id = self._next_correlation_id
-        self._next_correlation_id = correlation_id + 1
-        self._awaiting.append((correlation_id, request.__api_key__, request.__version__))
+        self._next_correlation_id = 0 if correlation_id == _MAX_CORRELATION_ID else correlation_id + 1
+        self._awaiting.append((correlation_id, request.__api_key__, request.__version__, True))
         return encode_request(request, correlation_id, self.client_id)
 
     def _poison(self, error: KafkaError) -> KafkaError:
@@ -310,7 +336,7 @@ class ClientConnection:
 
     @property
     def authenticator(self) -> Authenticator | None:
-        """The authenticator given at construction (its results, e.g. a SASL session lifetime)."""
+        """The latest authenticator (from construction or reauthenticate()), e.g. for a SASL session lifetime."""
         return self._authenticator
 
     @property

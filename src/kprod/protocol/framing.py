@@ -58,10 +58,15 @@ def encode_request(request: Any, correlation_id: int, client_id: str | None) -> 
         correlation_id=correlation_id,
         client_id=client_id,
     )
+    return _framed(header, request)
+
+
+def _framed(header: Any, body: Any) -> bytes:
+    """Size prefix + header + body, written by kio."""
     buffer = io.BytesIO()
     buffer.write(b"\0\0\0\0")
     write_entity(buffer, header)
-    write_entity(buffer, request)
+    write_entity(buffer, body)
     size = buffer.tell() - 4
     buffer.seek(0)
     buffer.write(_SIZE.pack(size))
@@ -99,40 +104,92 @@ def decode_response(frame: bytes | memoryview, api_key: int, version: int) -> tu
 
 
 class FrameReader:
-    """Cuts a byte stream into frames; keeps partial frames across reads."""
+    """Cuts a byte stream into frames (without their size prefix), keeping partial frames across reads.
 
-    __slots__ = ("_buffer", "_max_size")
+    Used by both sides: the client connection and the embedded cluster. A
+    frame that arrives whole in one chunk is returned as a view of that chunk,
+    not a copy: use it before the chunk's buffer is reused (or copy it). A
+    frame cut by reads is gathered in a buffer of its own, and when more than
+    a threshold of it is still missing, the caller may receive the rest
+    straight into that buffer (:meth:`direct_buffer`, :meth:`direct_filled`).
+    """
+
+    __slots__ = ("_head", "_partial", "_filled", "_max_size")
 
     def __init__(self, max_size: int = MAX_FRAME_SIZE) -> None:
-        self._buffer = bytearray()
+        self._head = b""  # the first bytes of a size prefix cut by a read
+        self._partial: bytearray | None = None  # a frame being gathered
+        self._filled = 0  # bytes of ``_partial`` received so far
         self._max_size = max_size
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
-        """Add received bytes; return every frame now complete (without size prefix)."""
-        buffer = self._buffer
-        buffer += data
-        frames: list[bytes] = []
-        start = 0
-        end = len(buffer)
-        while end - start >= 4:
-            (size,) = _SIZE.unpack_from(buffer, start)
-            if size < 0 or size > self._max_size:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[memoryview]:
+        """Add received bytes; return every frame now complete, in order."""
+        view = data if type(data) is memoryview else memoryview(data)
+        frames: list[memoryview] = []
+        pos = 0
+        end = len(view)
+        while pos < end:
+            partial = self._partial
+            if partial is not None:
+                take = min(len(partial) - self._filled, end - pos)
+                partial[self._filled : self._filled + take] = view[pos : pos + take]
+                self._filled += take
+                pos += take
+                if self._filled == len(partial):
+                    self._partial = None
+                    frames.append(memoryview(partial).toreadonly())
+                continue
+            if self._head or end - pos < 4:
+                need = 4 - len(self._head)
+                self._head += bytes(view[pos : pos + need])
+                pos += min(need, end - pos)
+                if len(self._head) < 4:
+                    break
+                (size,) = _SIZE.unpack(self._head)
+                self._head = b""
+            else:
+                (size,) = _SIZE.unpack_from(view, pos)
+                pos += 4
+            if not 0 <= size <= self._max_size:
                 raise ProtocolError(
                     f"Received a frame of {size} bytes, outside 0..{self._max_size}. "
                     "The peer does not speak the Kafka protocol, or the stream is corrupt."
                 )
-            if end - start - 4 < size:
-                break
-            frames.append(bytes(buffer[start + 4 : start + 4 + size]))
-            start += 4 + size
-        if start:
-            del buffer[:start]
+            if end - pos >= size:
+                frames.append(view[pos : pos + size])
+                pos += size
+            else:
+                self._partial = bytearray(size)
+                self._filled = 0
         return frames
+
+    def direct_buffer(self, threshold: int) -> memoryview | None:
+        """The unfilled rest of the frame being gathered, if more than ``threshold`` bytes; else None.
+
+        Receiving into it (then :meth:`direct_filled`) saves copying a large
+        frame through a receive buffer.
+        """
+        partial = self._partial
+        if partial is None or len(partial) - self._filled <= threshold:
+            return None
+        return memoryview(partial)[self._filled :]
+
+    def direct_filled(self, size: int) -> memoryview | None:
+        """``size`` bytes were received into :meth:`direct_buffer`: the frame, if now complete."""
+        partial = self._partial
+        assert partial is not None
+        self._filled += size
+        if self._filled < len(partial):
+            return None
+        self._partial = None
+        return memoryview(partial).toreadonly()
 
     @property
     def buffered(self) -> int:
-        """Bytes held for a frame not yet complete."""
-        return len(self._buffer)
+        """Bytes held for a frame not yet complete (its size prefix included)."""
+        if self._partial is not None:
+            return 4 + self._filled
+        return len(self._head)
 
 
 @dataclass(slots=True)
@@ -190,12 +247,4 @@ def _read_legacy_client_id(frame: bytes | memoryview) -> str | None:
 
 def encode_response(response: Any, correlation_id: int) -> bytes:
     """One size-prefixed response frame, server side."""
-    header = response.__header_schema__(correlation_id=correlation_id)
-    buffer = io.BytesIO()
-    buffer.write(b"\0\0\0\0")
-    write_entity(buffer, header)
-    write_entity(buffer, response)
-    size = buffer.tell() - 4
-    buffer.seek(0)
-    buffer.write(_SIZE.pack(size))
-    return buffer.getvalue()
+    return _framed(response.__header_schema__(correlation_id=correlation_id), response)

@@ -8,13 +8,11 @@ callers above the protocol layer never touch kio.
 
 from __future__ import annotations
 
-import datetime
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import fields
-from functools import cache
 from typing import Any
 
+from kprod.protocol.entities import make_entity, ms, to_millis
 from kprod.protocol.messages import ApiKey, request_module, request_type
 
 __all__ = [
@@ -29,36 +27,7 @@ __all__ = [
     "to_millis",
 ]
 
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-_ONE_MS = datetime.timedelta(milliseconds=1)
 _ZERO_UUID = uuid.UUID(int=0)
-
-
-def ms(value: int) -> datetime.timedelta:
-    """Milliseconds as the timedelta kio uses for *_ms fields."""
-    return datetime.timedelta(milliseconds=value)
-
-
-def to_millis(value: datetime.datetime | datetime.timedelta | int | None, default: int = -1) -> int:
-    """A kio time field (datetime, timedelta or int) as integer milliseconds."""
-    if value is None:
-        return default
-    if isinstance(value, datetime.datetime):
-        return (value - _EPOCH) // _ONE_MS
-    if isinstance(value, datetime.timedelta):
-        return value // _ONE_MS
-    return int(value)
-
-
-@cache
-def _field_names(cls: type[Any]) -> frozenset[str]:
-    return frozenset(f.name for f in fields(cls))
-
-
-def _make(cls: type[Any], **values: Any) -> Any:
-    """Instantiate ``cls`` with the values it has fields for."""
-    names = _field_names(cls)  # type: ignore[arg-type]  # classes are hashable; mypy says no for type[Any]
-    return cls(**{k: v for k, v in values.items() if k in names})
 
 
 def metadata_request(version: int, topics: Iterable[str] | None, *, allow_auto_topic_creation: bool = False) -> Any:
@@ -67,8 +36,8 @@ def metadata_request(version: int, topics: Iterable[str] | None, *, allow_auto_t
     topic_cls = module.MetadataRequestTopic
     topic_entities = None
     if topics is not None:
-        topic_entities = tuple(_make(topic_cls, name=t, topic_id=_ZERO_UUID) for t in topics)
-    return _make(
+        topic_entities = tuple(make_entity(topic_cls, name=t, topic_id=_ZERO_UUID) for t in topics)
+    return make_entity(
         module.MetadataRequest,
         topics=topic_entities,
         allow_auto_topic_creation=allow_auto_topic_creation,
@@ -115,7 +84,7 @@ def init_producer_id_request(
     producer_epoch: int = -1,
 ) -> Any:
     """InitProducerId; an idempotent-only producer sends a null transactional id."""
-    return _make(
+    return make_entity(
         request_type(ApiKey.INIT_PRODUCER_ID, version),
         transactional_id=transactional_id,
         transaction_timeout=ms(transaction_timeout_ms),
@@ -135,10 +104,10 @@ def create_topics_request(
     module = request_module(ApiKey.CREATE_TOPICS, version)
     config_cls = module.CreatableTopicConfig
     topic_cls = module.CreatableTopic
-    return _make(
+    return make_entity(
         module.CreateTopicsRequest,
         topics=tuple(
-            _make(
+            make_entity(
                 topic_cls,
                 name=name,
                 num_partitions=partitions,
@@ -157,10 +126,10 @@ def delete_topics_request(version: int, topics: Sequence[str], *, timeout_ms: in
     """DeleteTopics by name."""
     module = request_module(ApiKey.DELETE_TOPICS, version)
     topic_state = getattr(module, "DeleteTopicState", None)
-    return _make(
+    return make_entity(
         module.DeleteTopicsRequest,
         topic_names=tuple(topics),
-        topics=tuple(_make(topic_state, name=t, topic_id=_ZERO_UUID) for t in topics) if topic_state else (),
+        topics=tuple(make_entity(topic_state, name=t, topic_id=_ZERO_UUID) for t in topics) if topic_state else (),
         timeout=ms(timeout_ms),
     )
 
@@ -179,7 +148,7 @@ def fetch_request(
     module = request_module(ApiKey.FETCH, version)
     partition_cls = module.FetchPartition
     topic_cls = module.FetchTopic
-    return _make(
+    return make_entity(
         module.FetchRequest,
         cluster_id=None,
         replica_id=-1,
@@ -190,12 +159,12 @@ def fetch_request(
         session_id=0,
         session_epoch=-1,
         topics=tuple(
-            _make(
+            make_entity(
                 topic_cls,
                 topic=topic,
                 topic_id=_ZERO_UUID,
                 partitions=tuple(
-                    _make(
+                    make_entity(
                         partition_cls,
                         partition=p,
                         current_leader_epoch=-1,
@@ -219,7 +188,7 @@ def list_offsets_request(version: int, partitions: Mapping[str, Sequence[tuple[i
     module = request_module(ApiKey.LIST_OFFSETS, version)
     partition_cls = module.ListOffsetsPartition
     topic_cls = module.ListOffsetsTopic
-    return _make(
+    return make_entity(
         module.ListOffsetsRequest,
         replica_id=-1,
         isolation_level=0,
@@ -227,7 +196,7 @@ def list_offsets_request(version: int, partitions: Mapping[str, Sequence[tuple[i
             topic_cls(
                 name=topic,
                 partitions=tuple(
-                    _make(partition_cls, partition_index=p, current_leader_epoch=-1, timestamp=ts, max_num_offsets=1)
+                    make_entity(partition_cls, partition_index=p, current_leader_epoch=-1, timestamp=ts, max_num_offsets=1)
                     for p, ts in parts
                 ),
             )
