@@ -49,6 +49,7 @@ class _KafkaProtocolBroker:
         self._cluster = cluster
         self._owned = owned
         self.bootstrap: str = cluster.bootstrap_servers
+        self.cluster = cluster
         self.description = description
         self._consumer = confluent_kafka.Consumer(
             {"bootstrap.servers": self.bootstrap, "group.id": f"kprod-bench-{uuid.uuid4().hex[:8]}",
@@ -124,7 +125,24 @@ class _EmbeddedBroker:
         self._cluster.stop()
 
 
-def open_broker(kind: str, bootstrap: str | None = None, brokers: int = 3) -> Broker:
+def security_settings(broker: Broker, security: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """(bootstrap, Java-key settings, librdkafka settings) for a config's ``security`` ("" = PLAINTEXT)."""
+    if not security:
+        return broker.bootstrap, {}, {}
+    cluster = getattr(broker, "cluster", None)
+    if cluster is None or getattr(cluster, "security", None) is None:
+        raise BrokerSetupError(f"configuration security={security} needs --broker real (a secured cluster)")
+    material = cluster.security
+    bootstrap = cluster.listener_bootstrap("SASL_SSL")
+    java = {"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": "alice", "sasl.password": "alice-secret",
+            "ssl.truststore.location": str(material.ca_pem)}
+    librdkafka = {**java, "ssl.ca.location": str(material.ca_pem)}
+    del librdkafka["ssl.truststore.location"]
+    return bootstrap, java, librdkafka
+
+
+def open_broker(kind: str, bootstrap: str | None = None, brokers: int = 3, *, secured: bool = False) -> Broker:
     """Start (or reach) the cluster: kind is "real", "embedded" or "external" (needs `bootstrap`)."""
     if kind == "external":
         if not bootstrap:
@@ -140,7 +158,7 @@ def open_broker(kind: str, bootstrap: str | None = None, brokers: int = 3) -> Br
         realkafka = _realkafka()
         begin = time.monotonic()
         try:
-            cluster = realkafka.KafkaCluster().start()
+            cluster = realkafka.KafkaCluster(secured=secured).start()
         except realkafka.RealKafkaError as exc:
             raise BrokerSetupError(f"the real Kafka cluster did not start: {exc}") from exc
         version = realkafka.kafka_version()

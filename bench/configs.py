@@ -21,6 +21,8 @@ class BenchConfig:
     batch_size: int = 65536
     compression: str = "none"
     partitions: int = 6
+    #: "" (PLAINTEXT) or "sasl_ssl": SCRAM-SHA-512 over TLS on the real cluster's SASL_SSL listener
+    security: str = ""
 
 
 _MAIN = "100 B records, 6 partitions, linger 5 ms, batch 64 KiB, null keys, acks=1"
@@ -35,5 +37,7 @@ CONFIGS: dict[str, BenchConfig] = {
         BenchConfig("lz4", "as main, lz4-compressed", compression="lz4"),
         BenchConfig("zstd", "as main, zstd-compressed", compression="zstd"),
         BenchConfig("1k", "as main, with 1 KiB records", record_size=1024),
+        BenchConfig("sasl_ssl", "as main, over SASL_SSL with SCRAM-SHA-512 (real Kafka only; issue 12)",
+                    security="sasl_ssl"),
     )
 }

@@ -27,7 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from brokers import REPO_ROOT, Broker, BrokerSetupError, open_broker
+from brokers import REPO_ROOT, Broker, BrokerSetupError, open_broker, security_settings
 from configs import CONFIGS, BenchConfig
 from report import markdown_report, summarize, text_report
 
@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     java = _java_setup() if "java" in clients else {}
     load_before = _load()
     try:
-        broker = open_broker("external" if args.bootstrap else args.broker, args.bootstrap, args.embedded_brokers)
+        broker = open_broker("external" if args.bootstrap else args.broker, args.bootstrap, args.embedded_brokers,
+                             secured=any(config.security for config in configs))
     except BrokerSetupError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -182,6 +183,10 @@ def _java_setup() -> dict[str, str]:
         return {}
 
 
+#: Clients the bench configures for a secured listener (Java keys or librdkafka keys).
+_SECURED_CLIENTS = ("kprod_send", "kprod_bulk", "confluent")
+
+
 def _run_one(broker: Broker, config: BenchConfig, client: str, round_index: int, position: int,
              args: argparse.Namespace, warmup: int, java: dict[str, str], records: int | None = None) -> dict[str, Any]:
     records = args.records if records is None else records
@@ -190,11 +195,16 @@ def _run_one(broker: Broker, config: BenchConfig, client: str, round_index: int,
     if client == "java" and not java:
         run.update(status="skipped", reason="no java or Kafka jars")
         return run
+    if config.security and client not in _SECURED_CLIENTS:
+        run.update(status="skipped", reason=f"{client} is not given {config.security} settings by the bench")
+        return run
     topic = f"bench-{config.name}-{client}-{uuid.uuid4().hex[:10]}"
     broker.create_topic(topic, config.partitions, args.replication_factor)
     try:
+        bootstrap, security_java, security_librdkafka = security_settings(broker, config.security)
         spec = {
-            "bootstrap": broker.bootstrap, "topic": topic, "partitions": config.partitions,
+            "bootstrap": bootstrap, "security_java": security_java, "security_librdkafka": security_librdkafka,
+            "topic": topic, "partitions": config.partitions,
             "records": records, "warmup": warmup, "record_size": config.record_size,
             "key_size": config.key_size, "acks": config.acks, "idempotence": config.idempotence,
             "linger_ms": config.linger_ms, "batch_size": config.batch_size,

@@ -70,8 +70,8 @@ SECTIONS = (
         Support.UNSUPPORTED,
         "Not supported yet",
         "Java keys kprod does not implement yet. Leaving one out, or setting it to its\n"
-        "default, is fine; any other value raises `ConfigError` (kprod speaks PLAINTEXT\n"
-        "only, so TLS and SASL settings would otherwise be silently ignored).\n",
+        "default, is fine; any other value raises `ConfigError` rather than being\n"
+        "silently ignored. TLS and SASL are supported: see docs/security.md.\n",
     ),
 )
 

@@ -41,12 +41,14 @@ def wait_for(condition: Callable[[], Any], timeout: float, what: str) -> Any:
         pause.wait(0.02)  # the polling interval of a condition with a deadline
 
 
-def _consumer(bootstrap: str) -> Any:
+def _consumer(bootstrap: str | dict[str, Any]) -> Any:
+    """``bootstrap``: the servers, or confluent-kafka settings (with credentials) to start from."""
     from confluent_kafka import Consumer
 
+    base = dict(bootstrap) if isinstance(bootstrap, dict) else {"bootstrap.servers": bootstrap}
     return Consumer(
         {
-            "bootstrap.servers": bootstrap,
+            **base,
             "group.id": f"kprod-readback-{uuid.uuid4().hex[:8]}",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
@@ -72,7 +74,7 @@ def high_watermarks(bootstrap: str, topic: str, partitions: Iterable[int], timeo
 
 
 def consume_all(
-    bootstrap: str,
+    bootstrap: str | dict[str, Any],
     topic: str,
     partitions: Iterable[int],
     *,

@@ -12,7 +12,7 @@ import json
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = ["KEY_MASK", "Latency", "LoopLag", "Spec", "Window", "emit", "emit_skip", "key_pool", "load_spec", "payload"]
@@ -47,6 +47,9 @@ class Spec:
     java: str = ""  # Java client only: the java executable, the Kafka jars' folder, a log4j2 config
     java_libs: str = ""
     java_log4j: str = ""
+    #: Security settings under Java keys (kprod) and librdkafka keys (confluent-kafka); empty: PLAINTEXT.
+    security_java: dict[str, str] = field(default_factory=dict)
+    security_librdkafka: dict[str, str] = field(default_factory=dict)
 
     def java_config(self) -> dict[str, object]:
         """The run's settings under the Java producer's keys (kprod and confluent-kafka take them)."""
@@ -57,6 +60,7 @@ class Spec:
             "linger.ms": self.linger_ms,
             "batch.size": self.batch_size,
             "compression.type": self.compression,
+            **self.security_java,
         }
 
     @property

@@ -16,9 +16,13 @@ def main() -> None:
     spec = load_spec()
     import confluent_kafka
 
+    java = spec.java_config()
+    for key in spec.security_java:
+        java.pop(key)
     producer = confluent_kafka.Producer(
         {
-            **spec.java_config(),
+            **java,
+            **spec.security_librdkafka,
             # Java's placement for keyed records (librdkafka's default hashes with CRC32).
             "partitioner": "murmur2_random",
         }

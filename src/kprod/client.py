@@ -32,6 +32,7 @@ from kprod.errors import (
 )
 from kprod.net.address import parse_address
 from kprod.net.client import NetworkClient
+from kprod.net.security import Security
 from kprod.partitioner import Partitioner, murmur2, partitions_for_keys, resolve_partitioner
 from kprod.producer.accumulator import RecordAccumulator
 from kprod.producer.batch import ProducerBatch, RecordFuture, SendCallback
@@ -102,7 +103,11 @@ class Producer(SendCore):
         self._metadata = ClusterMetadata(
             metadata_max_age_ms=cfg["metadata.max.age.ms"], metadata_max_idle_ms=cfg["metadata.max.idle.ms"]
         )
+        # TLS and SASL settings are checked here, so a bad store or missing credentials is a
+        # ConfigError now; tokens are fetched later, on the I/O thread.
+        security = Security.from_config(cfg, set(cfg.originals))
         network = NetworkClient(
+            security=security,
             client_id=self.client_id,
             clock=_monotonic_ms,
             request_timeout_ms=cfg["request.timeout.ms"],

@@ -18,9 +18,13 @@ Keys fall in three groups (``Support``):
   brokers) and ``metrics.context.*``; since they never change what is
   delivered, they are validated and accepted so Java properties files load
   unchanged;
-* unsupported: TLS, SASL and the other keys kprod does not implement yet.
-  Leaving them at their default is fine; any other value raises ``ConfigError``
-  rather than silently connecting without the security the user asked for.
+* unsupported: Java plugin classes, Kerberos and the other keys kprod does not
+  implement yet. Leaving them at their default is fine; any other value raises
+  ``ConfigError`` rather than silently ignoring what the user asked for.
+
+TLS and SASL keys are parsed here; whether they fit together (credentials for
+the mechanism, readable stores) is checked by ``kprod.net.security`` when the
+producer is built, since that needs the files.
 """
 
 from __future__ import annotations
@@ -579,8 +583,85 @@ PRODUCER_CONFIG: tuple[ConfigKey, ...] = (
     _k("receive.buffer.bytes", _I, 32768, _MED,
        "Socket receive buffer (SO_RCVBUF) in bytes; -1 keeps the OS default.", Range(-1)),
     _k("security.protocol", _S, "PLAINTEXT", _MED,
-       "Protocol to talk to brokers; kprod supports PLAINTEXT only for now.",
-       OneOf(("PLAINTEXT",), unsupported=_JAVA_SECURITY_PROTOCOLS)),
+       "Protocol to talk to brokers: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL (SASL"
+       " over TLS). See docs/security.md.",
+       OneOf(("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"))),
+    # -- TLS (docs/security.md)
+    _k("ssl.context", ConfigType.PLUGIN, None, _MED,
+       "A ready ssl.SSLContext (Python only); when set, the other ssl.* keys are not used."),
+    _k("ssl.truststore.type", _S, "JKS", _MED,
+       "Format of the trust store: PEM or PKCS12 (a JKS file gets an error saying how to convert"
+       " it); the default reads the file's own format.", OneOf(("JKS", "PEM", "PKCS12"))),
+    _k("ssl.truststore.location", _S, None, _HIGH,
+       "File of CA certificates that sign the brokers' certificates; unset uses the system"
+       " trust store."),
+    _k("ssl.truststore.certificates", _P, None, _HIGH,
+       "CA certificates in PEM form, inline (instead of ssl.truststore.location)."),
+    _k("ssl.truststore.password", _P, None, _HIGH, "Password of a PKCS12 trust store."),
+    _k("ssl.keystore.type", _S, "JKS", _MED,
+       "Format of the client's key store for mTLS: PEM or PKCS12; the default reads the file's"
+       " own format.", OneOf(("JKS", "PEM", "PKCS12"))),
+    _k("ssl.keystore.location", _S, None, _HIGH,
+       "File holding the client's private key and certificate chain, for mTLS."),
+    _k("ssl.keystore.password", _P, None, _HIGH, "Password of a PKCS12 key store."),
+    _k("ssl.keystore.certificate.chain", _P, None, _HIGH,
+       "Client certificate chain in PEM form, inline (with ssl.keystore.key)."),
+    _k("ssl.keystore.key", _P, None, _HIGH, "Client private key in PEM form, inline."),
+    _k("ssl.key.password", _P, None, _HIGH, "Password of an encrypted private key."),
+    _k("ssl.endpoint.identification.algorithm", _S, "https", _LOW,
+       "https checks the broker's host name against its certificate; empty turns the check off"
+       " (logged as a warning).", OneOf(("https", ""))),
+    _k("ssl.protocol", _S, "TLSv1.3", _MED,
+       "Highest TLS version offered, unless ssl.enabled.protocols says otherwise.",
+       OneOf(("TLSv1.2", "TLSv1.3", "TLS"))),
+    _k("ssl.enabled.protocols", ConfigType.LIST, ("TLSv1.2", "TLSv1.3"), _MED,
+       "TLS versions allowed (TLSv1.2, TLSv1.3)."),
+    _k("ssl.cipher.suites", ConfigType.LIST, (), _LOW,
+       "TLS 1.2 cipher suites allowed, in OpenSSL names; empty keeps Python's defaults."),
+    # -- SASL (docs/security.md)
+    _k("sasl.mechanism", _S, "GSSAPI", _MED,
+       "SASL mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER (GSSAPI, Java's"
+       " default, is not supported).",
+       OneOf(("GSSAPI", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"))),
+    _k("sasl.jaas.config", _P, None, _MED,
+       "Java JAAS login line (PlainLoginModule, ScramLoginModule or OAuthBearerLoginModule with"
+       " its options), as copied from a provider's Java page."),
+    _k("sasl.username", _S, None, _HIGH,
+       "SASL user name for PLAIN and SCRAM (kprod and confluent-kafka key; instead of the JAAS"
+       " line)."),
+    _k("sasl.password", _P, None, _HIGH, "SASL password for PLAIN and SCRAM."),
+    _k("sasl.oauthbearer.token.provider", ConfigType.PLUGIN, None, _HIGH,
+       "Callable returning (token, expiry in epoch seconds) or an object with .token and"
+       " .expiry; called on the I/O thread before each expiry."),
+    _k(_OAUTH + "token.endpoint.url", _S, None, _MED,
+       "OIDC token endpoint for the client-credentials grant (an https:// URL or file://"
+       " holding a token)."),
+    _k(_OAUTH + "client.credentials.client.id", _S, None, _MED,
+       "OAuth client id for the client-credentials grant."),
+    _k(_OAUTH + "client.credentials.client.secret", _P, None, _MED,
+       "OAuth client secret for the client-credentials grant."),
+    _k(_OAUTH + "scope", _S, None, _MED, "OAuth scope requested with the token."),
+    _k(_OAUTH + "header.urlencode", _B, False, _LOW,
+       "URL-encode the client id and secret in the token request's authorization header."),
+    _k("sasl.login.callback.handler.class", _C, None, _MED,
+       "Java login callback handler; only Kafka's own OAuthBearerLoginCallbackHandler is"
+       " accepted (it selects the token endpoint flow)."),
+    _k("sasl.login.refresh.window.factor", _D, 0.8, _LOW,
+       "Refresh an OAuth token after this fraction of its life.", Range(0.5, 1.0)),
+    _k("sasl.login.refresh.window.jitter", _D, 0.05, _LOW,
+       "Random extra fraction of the token's life added to the refresh time.", Range(0.0, 0.25)),
+    _k("sasl.login.refresh.min.period.seconds", ConfigType.SHORT, 60, _LOW,
+       "Least time between two token refreshes.", Range(0, 900)),
+    _k("sasl.login.refresh.buffer.seconds", ConfigType.SHORT, 300, _LOW,
+       "Refresh at least this long before the token expires.", Range(0, 3600)),
+    _k("sasl.login.connect.timeout.ms", _I, None, _LOW,
+       "Connect timeout towards the token endpoint (default 10000)."),
+    _k("sasl.login.read.timeout.ms", _I, None, _LOW,
+       "Read timeout towards the token endpoint (default 10000)."),
+    _k("sasl.login.retry.backoff.ms", _L, 100, _LOW, "First wait between token fetch attempts.",
+       _AT_LEAST_0),
+    _k("sasl.login.retry.backoff.max.ms", _L, 10000, _LOW,
+       "Longest wait between token fetch attempts.", _AT_LEAST_0),
     # -- transactions
     _k("transactional.id", _S, None, _LOW,
        "Stable id that enables transactions and fences older producers using the same id;"
@@ -614,37 +695,16 @@ PRODUCER_CONFIG: tuple[ConfigKey, ...] = (
                  "Java security provider creators for TLS/SASL."),
     _unsupported("config.providers", ConfigType.LIST, (),
                  "Java config providers that resolve indirect values."),
-    _unsupported("ssl.protocol", _S, "TLSv1.3", "TLS protocol used to build the SSL context."),
-    _unsupported("ssl.provider", _S, None, "Security provider for TLS connections."),
-    _unsupported("ssl.cipher.suites", ConfigType.LIST, None, "TLS cipher suites allowed."),
-    _unsupported("ssl.enabled.protocols", ConfigType.LIST, ("TLSv1.2", "TLSv1.3"),
-                 "TLS protocol versions allowed."),
-    _unsupported("ssl.keystore.type", _S, "JKS", "Format of the key store file."),
-    _unsupported("ssl.keystore.location", _S, None, "Path of the key store for client TLS auth."),
-    _unsupported("ssl.keystore.password", _P, None, "Password of the key store."),
-    _unsupported("ssl.key.password", _P, None, "Password of the private key in the key store."),
-    _unsupported("ssl.keystore.key", _P, None, "Private key in PEM form, inline."),
-    _unsupported("ssl.keystore.certificate.chain", _P, None,
-                 "Certificate chain in PEM form, inline."),
-    _unsupported("ssl.truststore.certificates", _P, None,
-                 "Trusted certificates in PEM form, inline."),
-    _unsupported("ssl.truststore.type", _S, "JKS", "Format of the trust store file."),
-    _unsupported("ssl.truststore.location", _S, None, "Path of the trust store."),
-    _unsupported("ssl.truststore.password", _P, None, "Password of the trust store."),
-    _unsupported("ssl.keymanager.algorithm", _S, "SunX509", "Key manager algorithm for TLS."),
-    _unsupported("ssl.trustmanager.algorithm", _S, "PKIX", "Trust manager algorithm for TLS."),
-    _unsupported("ssl.endpoint.identification.algorithm", _S, "https",
-                 "How the broker's host name is checked against its certificate."),
+    _unsupported("ssl.provider", _S, None, "Java security provider for TLS connections."),
+    _unsupported("ssl.keymanager.algorithm", _S, "SunX509", "Java key manager algorithm for TLS."),
+    _unsupported("ssl.trustmanager.algorithm", _S, "PKIX", "Java trust manager algorithm for TLS."),
     _unsupported("ssl.secure.random.implementation", _S, None,
-                 "SecureRandom implementation for TLS."),
-    _unsupported("ssl.engine.factory.class", _C, None, "Custom SSLEngine factory class."),
-    _unsupported("sasl.mechanism", _S, "GSSAPI", "SASL mechanism used to authenticate."),
-    _unsupported("sasl.jaas.config", _P, None, "JAAS login settings for SASL."),
+                 "Java SecureRandom implementation for TLS."),
+    _unsupported("ssl.engine.factory.class", _C, None,
+                 "Java SSLEngine factory class; in Python, pass ssl.context instead."),
     _unsupported("sasl.client.callback.handler.class", _C, None,
-                 "SASL client callback handler class."),
-    _unsupported("sasl.login.callback.handler.class", _C, None,
-                 "SASL login callback handler class."),
-    _unsupported("sasl.login.class", _C, None, "SASL login class."),
+                 "Java SASL client callback handler class; use sasl.oauthbearer.token.provider."),
+    _unsupported("sasl.login.class", _C, None, "Java SASL login class."),
     _unsupported("sasl.kerberos.service.name", _S, None, "Kerberos principal the brokers run as."),
     _unsupported("sasl.kerberos.kinit.cmd", _S, "/usr/bin/kinit", "Path of kinit."),
     _unsupported("sasl.kerberos.ticket.renew.window.factor", _D, 0.8,
@@ -653,32 +713,14 @@ PRODUCER_CONFIG: tuple[ConfigKey, ...] = (
                  "Random jitter added to Kerberos renewal."),
     _unsupported("sasl.kerberos.min.time.before.relogin", _L, 60000,
                  "Least time between Kerberos login refreshes."),
-    _unsupported("sasl.login.refresh.window.factor", _D, 0.8,
-                 "Fraction of a credential's life after which it is refreshed."),
-    _unsupported("sasl.login.refresh.window.jitter", _D, 0.05,
-                 "Random jitter added to credential refresh."),
-    _unsupported("sasl.login.refresh.min.period.seconds", ConfigType.SHORT, 60,
-                 "Least time between credential refreshes."),
-    _unsupported("sasl.login.refresh.buffer.seconds", ConfigType.SHORT, 300,
-                 "Time before expiry at which a credential is refreshed."),
-    _unsupported("sasl.login.connect.timeout.ms", _I, None,
-                 "Connect timeout towards the external login provider."),
-    _unsupported("sasl.login.read.timeout.ms", _I, None,
-                 "Read timeout towards the external login provider."),
-    _unsupported("sasl.login.retry.backoff.ms", _L, 100, "First wait between login attempts."),
-    _unsupported("sasl.login.retry.backoff.max.ms", _L, 10000,
-                 "Longest wait between login attempts."),
-    _unsupported(_OAUTH + "jwt.retriever.class", _C,
-                 "org.apache.kafka.common.security.oauthbearer.DefaultJwtRetriever",
-                 "Class that fetches OAuth tokens."),
+    ConfigKey(_OAUTH + "jwt.retriever.class", _C,
+              "org.apache.kafka.common.security.oauthbearer.DefaultJwtRetriever", _LOW,
+              "Java class that fetches OAuth tokens; Kafka's ClientCredentialsJwtRetriever is"
+              " accepted (kprod's built-in client-credentials flow).", None, _UNSUPPORTED,
+              tolerated=("org.apache.kafka.common.security.oauthbearer.ClientCredentialsJwtRetriever",)),
     _unsupported(_OAUTH + "jwt.validator.class", _C,
                  "org.apache.kafka.common.security.oauthbearer.DefaultJwtValidator",
                  "Class that validates OAuth tokens."),
-    _unsupported(_OAUTH + "scope", _S, None, "OAuth scope requested with the token."),
-    _unsupported(_OAUTH + "client.credentials.client.id", _S, None,
-                 "OAuth client id for the client-credentials grant."),
-    _unsupported(_OAUTH + "client.credentials.client.secret", _P, None,
-                 "OAuth client secret for the client-credentials grant."),
     _unsupported(_OAUTH + "assertion.algorithm", _S, "RS256",
                  "Algorithm that signs a locally built JWT assertion."),
     _unsupported(_OAUTH + "assertion.claim.aud", _S, None, "aud claim of the JWT assertion."),
@@ -699,7 +741,6 @@ PRODUCER_CONFIG: tuple[ConfigKey, ...] = (
                  "Template of headers and claims for the JWT assertion."),
     _unsupported(_OAUTH + "scope.claim.name", _S, "scope", "Name of the scope claim."),
     _unsupported(_OAUTH + "sub.claim.name", _S, "sub", "Name of the subject claim."),
-    _unsupported(_OAUTH + "token.endpoint.url", _S, None, "OAuth token endpoint URL or file."),
     _unsupported(_OAUTH + "jwks.endpoint.url", _S, None, "URL or file of the provider's JWKS."),
     _unsupported(_OAUTH + "jwks.endpoint.refresh.ms", _L, 3600000,
                  "How often the JWKS is refreshed."),
@@ -712,8 +753,6 @@ PRODUCER_CONFIG: tuple[ConfigKey, ...] = (
     _unsupported(_OAUTH + "expected.audience", ConfigType.LIST, (),
                  "Audiences a token must be issued for."),
     _unsupported(_OAUTH + "expected.issuer", _S, None, "Issuer a token must come from."),
-    _unsupported(_OAUTH + "header.urlencode", _B, False,
-                 "URL-encode client id and secret in the authorization header."),
 )
 
 _BY_NAME: dict[str, ConfigKey] = {key.name: key for key in PRODUCER_CONFIG}
@@ -915,7 +954,7 @@ def _restore(originals: dict[str, Any], values: dict[str, Any]) -> ProducerConfi
 
 def _unsupported_message(key: ConfigKey, raw: Any) -> str:
     if key.name.startswith(("ssl.", "sasl.", "security.")):
-        why = "kprod speaks PLAINTEXT only for now"
+        why = "it names a Java plugin or Kerberos setting kprod has no equivalent for (see docs/security.md)"
     else:
         why = "kprod does not implement it yet"
     return (

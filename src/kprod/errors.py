@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 __all__ = [
     "ERROR_CLASSES",
     "AuthenticationError",
+    "SslAuthenticationError",
     "AuthorizationError",
     "BrokerResponseError",
     "BufferExhaustedError",
@@ -132,6 +133,10 @@ class AuthorizationError(KafkaError):
 
 class AuthenticationError(KafkaError):
     """The client could not authenticate (Java AuthenticationException)."""
+
+
+class SslAuthenticationError(AuthenticationError):
+    """The TLS handshake failed: certificate, trust or protocol (Java SslAuthenticationException)."""
 
 
 # ---------------------------------------------------------------- client side

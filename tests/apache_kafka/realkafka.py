@@ -785,6 +785,8 @@ class _Node:
     directory: Path
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    #: secured clusters only: listener name (MTLS, SASL_SSL, SASL_PLAINTEXT) -> port
+    secured_ports: dict[str, int] = field(default_factory=dict)
     command: list[str] = field(default_factory=list)
 
     @property
@@ -822,6 +824,7 @@ class KafkaCluster(_ClusterClient):
         create_internal_topics: bool = True,
         parent_dir: str | Path | None = None,
         keep_dir: bool = False,
+        secured: bool = False,
     ) -> None:
         if not re.fullmatch(r"[1-9][0-9]*[kKmMgG]", heap):
             raise ValueError(f"heap={heap!r}: use a JVM size such as '512m' or '1g'")
@@ -839,6 +842,9 @@ class KafkaCluster(_ClusterClient):
         self._create_internal_topics = create_internal_topics
         self._parent_dir = Path(parent_dir) if parent_dir is not None else None
         self._keep_dir = keep_dir
+        # secured=True adds MTLS, SASL_SSL and SASL_PLAINTEXT listeners (tests/apache_kafka/secured.py).
+        self._secured = secured
+        self.security: Any = None  # SecurityMaterial once started, when secured
         self._nodes: dict[int, _Node] = {}
         self._dir: Path | None = None
         self._libs: Path | None = None
@@ -880,6 +886,10 @@ class KafkaCluster(_ClusterClient):
         (self._dir / _OWNER_FILE).write_text(f"{os.getpid()}\n")
         _LIVE_CLUSTERS.add(self)
         try:
+            if self._secured:
+                from tests.apache_kafka.secured import SecurityMaterial
+
+                self.security = SecurityMaterial(self._dir / "tls")
             self._start_fresh()
             if self._create_internal_topics:
                 begin = time.monotonic()
@@ -923,13 +933,16 @@ class KafkaCluster(_ClusterClient):
 
     def _layout_nodes(self) -> None:
         assert self._dir is not None
-        ports = _pick_free_ports(2 * len(_NODE_IDS))
+        extra = ("MTLS", "SASL_SSL", "SASL_PLAINTEXT") if self._secured else ()
+        per_node = 2 + len(extra)
+        ports = _pick_free_ports(per_node * len(_NODE_IDS))
         self._nodes = {
             node_id: _Node(
                 node_id=node_id,
-                broker_port=ports[2 * index],
-                controller_port=ports[2 * index + 1],
+                broker_port=ports[per_node * index],
+                controller_port=ports[per_node * index + 1],
                 directory=self._dir / f"node{node_id}",
+                secured_ports={name: ports[per_node * index + 2 + i] for i, name in enumerate(extra)},
             )
             for index, node_id in enumerate(_NODE_IDS)
         }
@@ -938,15 +951,17 @@ class KafkaCluster(_ClusterClient):
         )
         for node in self._nodes.values():
             node.directory.mkdir(parents=True)
+            secured = "".join(f",{name}://{_HOST}:{port}" for name, port in node.secured_ports.items())
             settings = {
                 "node.id": str(node.node_id),
                 "listeners": f"PLAINTEXT://{_HOST}:{node.broker_port},"
-                f"CONTROLLER://{_HOST}:{node.controller_port}",
+                f"CONTROLLER://{_HOST}:{node.controller_port}{secured}",
                 "advertised.listeners": f"PLAINTEXT://{_HOST}:{node.broker_port},"
-                f"CONTROLLER://{_HOST}:{node.controller_port}",
+                f"CONTROLLER://{_HOST}:{node.controller_port}{secured}",
                 "log.dirs": str(node.data_dir),
                 "controller.quorum.voters": voters,
                 **_COMMON_SETTINGS,
+                **(self.security.broker_settings() if self.security is not None else {}),
                 **self._overrides,
             }
             node.properties_path.write_text(
@@ -955,16 +970,21 @@ class KafkaCluster(_ClusterClient):
             node.command = self._java_command("kafka.Kafka", [str(node.properties_path)])
 
     def _discard_nodes(self) -> None:
-        _release_ports(p for n in self._nodes.values() for p in (n.broker_port, n.controller_port))
+        _release_ports(p for n in self._nodes.values() for p in self._node_ports(n))
         for node in self._nodes.values():
             shutil.rmtree(node.directory, ignore_errors=True)
         self._nodes = {}
+
+    @staticmethod
+    def _node_ports(node: _Node) -> list[int]:
+        return [node.broker_port, node.controller_port, *node.secured_ports.values()]
 
     def _java_command(self, main_class: str, arguments: list[str]) -> list[str]:
         return [
             self._java,
             f"-Xmx{self._heap}",
             *_JVM_FLAGS,
+            *(self.security.jvm_flags if self.security is not None else ()),
             f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
             "-cp",
             f"{self._libs}/*",
@@ -980,7 +1000,8 @@ class KafkaCluster(_ClusterClient):
         for node in self._nodes.values():
             command = self._java_command(
                 "kafka.tools.StorageTool",
-                ["format", "-t", cluster_id, "-c", str(node.properties_path)],
+                ["format", "-t", cluster_id, "-c", str(node.properties_path),
+                 *(self.security.format_arguments if self.security is not None else ())],
             )
             with open(node.directory / "format.log", "wb") as output:
                 process = subprocess.Popen(
@@ -1102,7 +1123,9 @@ class KafkaCluster(_ClusterClient):
         self._closed = True
         self._admin = None  # destroy librdkafka's handle while its brokers still answer
         self._kill_all(grace=timeout)
-        _release_ports(p for n in self._nodes.values() for p in (n.broker_port, n.controller_port))
+        _release_ports(p for n in self._nodes.values() for p in self._node_ports(n))
+        if self.security is not None:
+            self.security.close()
         if self._dir is not None and self._keep_dir:
             (self._dir / _OWNER_FILE).unlink(missing_ok=True)  # kept on purpose: not an orphan
         elif self._dir is not None:
@@ -1153,6 +1176,12 @@ class KafkaCluster(_ClusterClient):
 
     def broker_address(self, node_id: int) -> tuple[str, int]:
         return _HOST, self._node(node_id).broker_port
+
+    def listener_bootstrap(self, listener: str) -> str:
+        """Bootstrap servers of a secured listener: MTLS, SASL_SSL or SASL_PLAINTEXT."""
+        if self.security is None:
+            raise RealKafkaError("this cluster has no secured listeners; create it with secured=True")
+        return ",".join(f"{_HOST}:{node.secured_ports[listener]}" for node in self._nodes.values())
 
     def log_path(self, node_id: int) -> Path:
         """The file holding node `node_id`'s stdout and stderr (all its runs)."""

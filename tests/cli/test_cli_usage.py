@@ -206,3 +206,24 @@ def test_unreachable_bootstrap_server_fails_after_max_block_ms(command: list[str
 def test_bad_bootstrap_server_is_a_usage_error() -> None:
     run = run_kprod(*PERF, "--bootstrap-server", "no-port-here")
     assert_one_line_error(run, 2, "bootstrap.servers='no-port-here' is not valid")
+
+
+@pytest.mark.parametrize("flag", ["--producer.config", "--command-config"])
+def test_security_settings_file_errors_never_print_secrets(tmp_path: Path, flag: str) -> None:
+    config = tmp_path / "client.properties"
+    config.write_text(
+        "bootstrap.servers=127.0.0.1:1\nsecurity.protocol=SASL_SSL\nsasl.mechanism=PLAIN\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required"
+        ' username="u" password="TOPSECRET-1"\n'  # no ';': a bad JAAS line
+        "ssl.truststore.password=TOPSECRET-2\n"
+    )
+    run = run_kprod(*PRODUCE, flag, str(config))
+    assert_one_line_error(run, 2, "sasl.jaas.config is not a valid JAAS line")
+    assert "TOPSECRET" not in run.out + run.err
+
+
+def test_command_property_sets_security_keys(tmp_path: Path) -> None:
+    run = run_kprod(*PERF, "--bootstrap-server", "127.0.0.1:1", "--command-property",
+                    "security.protocol=SASL_PLAINTEXT", "sasl.mechanism=SCRAM-SHA-512", "sasl.password=TOPSECRET")
+    assert_one_line_error(run, 2, "sasl.mechanism=SCRAM-SHA-512 needs a user name and password")
+    assert "TOPSECRET" not in run.out + run.err

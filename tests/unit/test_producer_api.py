@@ -64,7 +64,9 @@ def producer(dead_address: str) -> Iterator[Producer]:
         ({"bootstrap.servers": ""}, ("bootstrap.servers",), "bootstrap.servers is required"),
         ({"bootstrap.servers": "nohostport"}, ("bootstrap.servers",), "host:port"),
         ({"max.block.ms": -5}, ("max.block.ms",), "max.block.ms=-5"),
-        ({"ssl.keystore.location": "/x"}, ("ssl.keystore.location",), "not supported"),
+        ({"ssl.engine.factory.class": "com.example.F"}, ("ssl.engine.factory.class",), "not supported"),
+        ({"security.protocol": "SSL", "ssl.keystore.location": "/nonexistent/k.pem"}, ("ssl.keystore.location",), "cannot be read"),
+        ({"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN"}, ("sasl.username", "sasl.password", "sasl.jaas.config"), "needs a user name"),
     ],
 )
 def test_bad_config_raises_config_error_naming_the_keys(

@@ -114,7 +114,7 @@ def add_producer_options(parser: argparse.ArgumentParser) -> None:
         help="the Kafka cluster to produce to; without it (and without bootstrap.servers in the producer"
         " settings) kprod starts an embedded 3-broker development cluster for the run",
     )
-    for option in ("--producer-prop", "--producer-props", "--producer-property"):
+    for option in ("--producer-prop", "--producer-props", "--producer-property", "--command-property"):
         parser.add_argument(
             option,
             dest="producer_props",
@@ -125,17 +125,19 @@ def add_producer_options(parser: argparse.ArgumentParser) -> None:
             metavar="KEY=VALUE",
             help=(
                 "a producer setting with its Java key, e.g. acks=1 linger.ms=10 compression.type=lz4"
-                " (repeatable; overrides --producer.config; Kafka's spellings --producer-props and"
-                " --producer-property work too)"
+                " (repeatable; overrides --producer.config; Kafka's spellings --producer-props,"
+                " --producer-property and --command-property work too)"
             )
             if option == "--producer-prop"
             else argparse.SUPPRESS,
         )
     parser.add_argument(
         "--producer.config",
+        "--command-config",
         dest="producer_config",
         metavar="FILE",
-        help="a Java .properties file of producer settings",
+        help="a Java .properties file of producer settings, e.g. security.protocol, ssl.* and sasl.*"
+        " (Kafka 4.2+ tools call it --command-config); secrets in it are never printed",
     )
 
 

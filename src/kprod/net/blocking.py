@@ -7,12 +7,15 @@ checks). The producer's I/O thread uses :mod:`kprod.net.client` instead.
 from __future__ import annotations
 
 import socket
+import ssl
 from typing import Any
 
 from kprod._version import __version__
 from kprod.errors import KafkaConnectionError, KafkaTimeoutError, ProtocolError
 from kprod.protocol.connection import Authenticator, ClientConnection, ConnectionState, Event, Outgoing, Response
 from kprod.protocol.messages import request_type
+from kprod.net.security import Security
+from kprod.net.tls import describe_tls_failure
 
 __all__ = ["BlockingConnection"]
 
@@ -36,10 +39,13 @@ class BlockingConnection:
         client_id: str | None = "kprod",
         timeout: float = 30.0,
         authenticator: Authenticator | None = None,
+        security: Security | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.timeout = timeout
+        if authenticator is None and security is not None:
+            authenticator = security.new_authenticator()
         self._protocol = ClientConnection(client_id, software_version=__version__, authenticator=authenticator)
         try:
             self._sock = socket.create_connection((host, port), timeout=timeout)
@@ -51,6 +57,12 @@ class BlockingConnection:
                 "Check that the broker runs and the address is right."
             ) from exc
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if security is not None and security.tls is not None:
+            try:  # one-off connections may use ssl.SSLSocket; the I/O thread uses the MemoryBIO session
+                self._sock = security.tls.wrap_socket(self._sock, server_hostname=host)
+            except (ssl.SSLError, OSError) as exc:
+                self._sock.close()
+                raise describe_tls_failure(host, port, exc) from None
         self.broker_versions: dict[int, tuple[int, int]] = {}
         self.versions: dict[int, int] = {}
         try:

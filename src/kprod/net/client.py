@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import errno
 import logging
+import random
 import socket
+import time
 from collections import deque
 from typing import Any, Callable
 
@@ -35,6 +37,8 @@ from kprod.protocol.connection import (
 )
 from kprod.net import syscalls
 from kprod.net.poller import READ, WRITE, make_poller
+from kprod.net.security import Security
+from kprod.net.tls import TlsSession
 
 __all__ = ["NetworkClient", "Handler"]
 
@@ -44,7 +48,9 @@ log = logging.getLogger("kprod.net")
 Handler = Callable[[Any, BaseException | None], None]
 
 #: Transport states; once _CONNECTED, the protocol state machine says whether the node is ready.
-_DISCONNECTED, _CONNECTING, _CONNECTED = range(3)
+_DISCONNECTED, _CONNECTING, _CONNECTED, _TLS_HANDSHAKE = range(4)
+# Re-authenticate between 85% and 95% of the broker's session lifetime (KIP-368; Java does the same).
+_REAUTH_FRACTION = (0.85, 0.95)
 _READY = ConnectionState.READY
 _RECV_SIZE = 1 << 18
 
@@ -55,6 +61,7 @@ class _Node:
     __slots__ = (
         "node_id", "host", "port", "sock", "state", "protocol", "out", "awaiting",
         "flushed_handlers", "connect_deadline", "reconnect_at", "failures", "registered_events",
+        "tls", "reauth_at", "reauthenticating",
     )
 
     def __init__(self, node_id: int, host: str, port: int) -> None:
@@ -73,10 +80,14 @@ class _Node:
         self.reconnect_at = 0.0
         self.failures = 0
         self.registered_events = 0
+        self.tls: TlsSession | None = None
+        self.reauthenticating = False
+        #: Clock time (ms) at which to re-authenticate (0: never).
+        self.reauth_at = 0.0
 
     @property
     def ready(self) -> bool:
-        """Connected and through the protocol handshake."""
+        """Connected and through the protocol handshake (not re-authenticating either)."""
         protocol = self.protocol
         return protocol is not None and protocol.state is _READY
 
@@ -100,6 +111,7 @@ class NetworkClient:
         receive_buffer_bytes: int = 32768,
         on_disconnect: Callable[[int], None] | None = None,
         authenticator_factory: Callable[[], Authenticator] | None = None,
+        security: Security | None = None,
     ) -> None:
         self.client_id = client_id
         self.clock = clock
@@ -115,7 +127,17 @@ class NetworkClient:
         self.on_disconnect = on_disconnect
         # Extension point for SASL: a fresh sans-IO authenticator per connection,
         # run by the protocol state machine between negotiation and READY.
+        self.security = security if security is not None else Security.plaintext()
+        if authenticator_factory is None and self.security.sasl:
+            authenticator_factory = self.security.new_authenticator  # type: ignore[assignment]
         self.authenticator_factory = authenticator_factory
+        self._tls_context = self.security.tls
+        self._sasl = self.security.sasl
+        #: Told (node id, error) when a broker refuses our credentials or certificate, so the
+        #: producer fails what waits instead of retrying forever; on_authenticated clears it.
+        self.on_auth_failure: Callable[[int, AuthenticationError], None] | None = None
+        self.on_authenticated: Callable[[int], None] | None = None
+        self._next_reauth = 0.0
         self._poller = make_poller()
         self._receiver = syscalls.Receiver(_RECV_SIZE)
         self._by_fd: dict[int, _Node] = {}
@@ -228,6 +250,8 @@ class NetworkClient:
         Waiting releases the GIL; see :mod:`kprod.net.poller` for how the
         I/O thread gets it back quickly.
         """
+        if self._sasl and timeout_ms > 0:  # wake up in time for a re-authentication or token refresh
+            timeout_ms = min(timeout_ms, max(0.0, self._next_reauth - self.clock()))
         by_fd = self._by_fd
         for fd, events in self._poller.poll(timeout_ms):
             readable = events & READ
@@ -241,11 +265,17 @@ class NetworkClient:
                 if writable:
                     self._finish_connect(node)
                 continue
+            if node.state == _TLS_HANDSHAKE:
+                self._tls_handshake(node, readable, writable)
+                continue
             if writable and node.out:
                 self._flush(node)
             if readable and node.sock is not None:
                 self._read(node)
-        self._expire(self.clock())
+        now = self.clock()
+        self._expire(now)
+        if self._sasl and now >= self._next_reauth:
+            self._maybe_reauthenticate(now)
         self._run_completed()
 
     def wakeup(self) -> None:
@@ -321,10 +351,113 @@ class NetworkClient:
             log.debug("Connection to %r failed: %s", node, errno.errorcode.get(code, code))
             self._close_node(node, KafkaConnectionError(f"Could not connect to {node!r}: {errno.errorcode.get(code, code)}."))
             return
-        node.state = _CONNECTED
         self._set_events(node, READ)
+        if self._tls_context is not None:
+            node.tls = TlsSession(self._tls_context, node.host, node.port)
+            node.state = _TLS_HANDSHAKE
+            self._tls_handshake(node, False, False)
+            return
+        node.state = _CONNECTED
         assert node.protocol is not None
         self._write(node, node.protocol.connection_made())
+
+    # -- TLS and SASL (issue 12) ---------------------------------------------------------------
+
+    def _tls_handshake(self, node: _Node, readable: int, writable: int) -> None:
+        """Advance the TLS handshake with what arrived; once done, the protocol's life begins."""
+        tls, sock = node.tls, node.sock
+        assert tls is not None and sock is not None
+        if writable and node.out:
+            self._flush(node)
+            if node.sock is None:
+                return
+        received = b""
+        if readable:
+            try:
+                data = self._receiver.recv(sock)
+            except OSError as exc:
+                self._close_node(node, KafkaConnectionError(f"Reading from {node!r} failed: {exc}."))
+                return
+            if data == b"":
+                self._auth_failed(node, tls.eof())
+                return
+            received = data or b""
+        try:
+            out = tls.handshake(received)
+        except AuthenticationError as exc:
+            self._auth_failed(node, exc)
+            return
+        if out:
+            self._write_raw(node, out)
+            if node.sock is None:
+                return
+        if tls.handshake_done:
+            node.state = _CONNECTED
+            assert node.protocol is not None
+            self._write(node, node.protocol.connection_made())
+
+    def _maybe_reauthenticate(self, now: float) -> None:
+        """Start KIP-368 re-authentication on connections whose session nears its end.
+
+        Requests already in flight stay in flight: Kafka answers a connection's
+        requests in order, so their responses arrive before the SASL ones and
+        nothing is lost or reordered; new requests wait (the node is not ready)
+        until the exchange ends.
+        """
+        source = self.security.token_source
+        if source is not None:
+            try:
+                source.maintain()
+            except AuthenticationError as exc:
+                log.warning("OAUTHBEARER token refresh failed; will retry: %s", exc)
+        upcoming = 0.0
+        for node in self.nodes.values():
+            if node.reauth_at and node.ready:
+                if now >= node.reauth_at:
+                    node.reauth_at = 0.0
+                    self._start_reauthentication(node, now)
+                elif not upcoming or node.reauth_at < upcoming:
+                    upcoming = node.reauth_at
+        if source is not None and source.token is not None:
+            refresh = now + max(0.0, source.refresh_at - time.time()) * 1000.0
+            upcoming = min(upcoming, refresh) if upcoming else refresh
+        self._next_reauth = upcoming if upcoming else now + 1000.0
+
+    def _start_reauthentication(self, node: _Node, now: float) -> None:
+        """KIP-368 on a READY connection: the state machine is AUTHENTICATING (not ready) until done."""
+        auth = self.security.new_authenticator()
+        assert auth is not None and node.protocol is not None
+        log.debug("Re-authenticating with %r (KIP-368)", node)
+        node.reauthenticating = True
+        node.connect_deadline = now + self.request_timeout_ms  # the exchange's own deadline
+        try:
+            data = node.protocol.reauthenticate(auth)
+        except AuthenticationError as exc:
+            self._auth_failed(node, exc)
+            return
+        if data:
+            self._write(node, data)
+        else:
+            node.reauthenticating = False
+            self._authenticated(node, auth)
+
+    def _authenticated(self, node: _Node, auth: Any) -> None:
+        """SASL succeeded (first time or again): schedule the next re-authentication."""
+        lifetime = getattr(auth, "session_lifetime_ms", 0)
+        node.reauth_at = 0.0
+        if lifetime > 0:
+            node.reauth_at = self.clock() + lifetime * random.uniform(*_REAUTH_FRACTION)
+            self._next_reauth = min(self._next_reauth, node.reauth_at) if self._next_reauth else node.reauth_at
+        if self.on_authenticated is not None:
+            self.on_authenticated(node.node_id)
+
+    def _auth_failed(self, node: _Node, error: AuthenticationError) -> None:
+        """The broker refused us: close, back off to the maximum, and tell the producer."""
+        log.error("Authentication with %r failed: %s", node, error)
+        self._close_node(node, error)
+        node.reconnect_at = self.clock() + self.reconnect_backoff_max_ms
+        if self.on_auth_failure is not None:
+            self.on_auth_failure(node.node_id, error)
 
     def _send_bytes(self, node: _Node, data: bytes | bytearray) -> int:
         """Write what the socket takes now: the one place bytes leave (-1: connection closed)."""
@@ -337,6 +470,11 @@ class NetworkClient:
             return -1
 
     def _write(self, node: _Node, frame: bytes) -> None:
+        if node.tls is not None:
+            frame = node.tls.encrypt(frame)
+        self._write_raw(node, frame)
+
+    def _write_raw(self, node: _Node, frame: bytes) -> None:
         if node.out:
             node.out += frame
             return
@@ -378,15 +516,30 @@ class NetworkClient:
             if data is None:
                 return
             if not data:
-                self._close_node(node, KafkaConnectionError(f"{node!r} closed the connection."))
+                self._closed_by_broker(node)
                 return
+            raw_length = len(data)
+            protocol = node.protocol
+            if node.tls is not None:
+                data, reply = node.tls.decrypt(data)
+                if reply:
+                    self._write_raw(node, reply)
+                if not data:
+                    if raw_length < _RECV_SIZE:
+                        return
+                    continue
+            elif protocol.state is ConnectionState.NEGOTIATING and data[:1] in (b"\x15", b"\x16") and data[1:2] == b"\x03":
+                self._auth_failed(node, AuthenticationError(
+                    f"{node!r} answered with TLS: it is a TLS listener. Set security.protocol=SSL or SASL_SSL."))
+                return
+            was_authenticating = protocol.state is ConnectionState.AUTHENTICATING
             try:
-                events = node.protocol.receive(data)
+                events = protocol.receive(data)
+            except AuthenticationError as exc:
+                self._auth_failed(node, exc)
+                return
             except KafkaError as exc:  # the state machine is poisoned: drop the connection
-                if isinstance(exc, AuthenticationError):
-                    log.error("Authentication with %r failed: %s", node, exc)
-                else:
-                    log.error("Protocol error on %r: %s", node, exc)
+                log.error("Protocol error on %r: %s", node, exc)
                 self._close_node(node, exc)
                 return
             for event in events:
@@ -400,8 +553,30 @@ class NetworkClient:
                 elif type(event) is Ready:
                     node.failures = 0
                     log.debug("Connected to %r", node)
-            if len(data) < _RECV_SIZE:
+                    if was_authenticating:
+                        if node.reauthenticating:
+                            node.reauthenticating = False
+                            log.debug("Re-authenticated with %r", node)
+                        self._authenticated(node, protocol.authenticator)
+            if raw_length < _RECV_SIZE:
                 return
+
+    def _closed_by_broker(self, node: _Node) -> None:
+        protocol = node.protocol
+        state = protocol.state if protocol is not None else None
+        if state is ConnectionState.AUTHENTICATING:
+            # Kafka closes the connection when SASL fails on brokers that cannot send
+            # SaslAuthenticate errors, and when a client talks plaintext to a SASL_SSL port.
+            self._auth_failed(node, AuthenticationError(
+                f"{node!r} closed the connection during SASL authentication: the credentials may be wrong,"
+                " or the listener expects TLS (security.protocol=SASL_SSL)."))
+            return
+        if state is ConnectionState.NEGOTIATING and node.tls is None:
+            self._close_node(node, KafkaConnectionError(
+                f"{node!r} closed the connection before answering ApiVersions: if this is a TLS"
+                " listener, set security.protocol=SSL or SASL_SSL."))
+            return
+        self._close_node(node, KafkaConnectionError(f"{node!r} closed the connection."))
 
     def _expire(self, now: float) -> None:
         for node in self.nodes.values():
@@ -424,6 +599,9 @@ class NetworkClient:
             node.sock.close()
         node.sock = None
         node.protocol = None
+        node.tls = None
+        node.reauth_at = 0.0
+        node.reauthenticating = False
         node.registered_events = 0
         node.state = _DISCONNECTED
         node.out = bytearray()

@@ -75,6 +75,8 @@ class ClusterMetadata:
         self.interest: dict[str, float] = {}
         #: topic -> the error the last response gave for it
         self.topic_errors: dict[str, KafkaError] = {}
+        #: Set while brokers refuse our credentials or certificate: send() raises it at once.
+        self.auth_error: KafkaError | None = None
         self.version = 0
         self.last_refresh_ms = 0.0
         self.update_requested = True
@@ -116,6 +118,8 @@ class ClusterMetadata:
         count = self.partition_counts.get(topic)
         if count:
             return count
+        if self.auth_error is not None:
+            raise self.auth_error
         error = self.topic_errors.get(topic)
         if error is not None and error.code in _FATAL_TOPIC_CODES:
             raise error
@@ -233,6 +237,12 @@ class ClusterMetadata:
             merged = dict(self.brokers)
             merged.update(endpoints)
             self.brokers = merged
+
+    def set_auth_error(self, error: KafkaError | None) -> None:
+        """Brokers refused (error) or accepted (None) our credentials; wakes waiting send() calls."""
+        with self._cond:
+            self.auth_error = error
+            self._cond.notify_all()
 
     def notify_waiters(self) -> None:
         """Wake threads in :meth:`wait_for_topic` and :meth:`wake_on_update`'s waiters (e.g. on close)."""

@@ -109,6 +109,9 @@ class Sender:
         self._next_stats_ms = clock_ms() + stats_interval_ms
         self.bootstrap_ids: list[int] = []
         client.on_disconnect = self._on_disconnect
+        if hasattr(client, "on_auth_failure"):  # issue 12: refused credentials fail fast
+            setattr(client, "on_auth_failure", self._on_auth_failure)
+            setattr(client, "on_authenticated", self._on_authenticated)
         for index, (host, port) in enumerate(bootstrap):
             node_id = -(index + 1)
             client.set_node(node_id, host, port)
@@ -178,6 +181,8 @@ class Sender:
                     log.info("Producer epoch exhausted; requesting a new producer id")
             if not idempotence.has_producer_id and idempotence.fatal_error is None:
                 timeout = min(timeout, self._maybe_init_producer_id(now))
+        if self.metadata.auth_error is not None:
+            self._fail_queued(self.metadata.auth_error)
         timeout = min(timeout, self._maybe_update_metadata(now))
         self._expire(now)
         check = self.accumulator.ready(self.metadata, now, idempotence)
@@ -321,6 +326,16 @@ class Sender:
                 self.client.remove_node(node_id)
             self.bootstrap_ids = []
         self._metadata_retry_at = now + self.retry_backoff_ms
+
+    def _on_auth_failure(self, node_id: int, error: KafkaError) -> None:
+        """A broker refused our credentials or certificate: what waits fails now, not at
+        delivery.timeout.ms; the connection is retried (the credentials may be fixed)."""
+        self.metadata.set_auth_error(error)
+        self._fail_queued(error)
+
+    def _on_authenticated(self, node_id: int) -> None:
+        if self.metadata.auth_error is not None:
+            self.metadata.set_auth_error(None)
 
     def _on_disconnect(self, node_id: int) -> None:
         if node_id >= 0:

@@ -335,6 +335,11 @@ class ClientConnection:
     # -- introspection -------------------------------------------------------
 
     @property
+    def authenticator(self) -> Authenticator | None:
+        """The latest authenticator (from construction or reauthenticate()), e.g. for a SASL session lifetime."""
+        return self._authenticator
+
+    @property
     def in_flight(self) -> int:
         """Requests sent and not yet answered (handshake requests included)."""
         return len(self._awaiting)
