@@ -13,7 +13,6 @@ import logging
 import os
 import threading
 import time
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -60,7 +59,10 @@ __all__ = ["Producer"]
 
 log = logging.getLogger("kprod.producer")
 
-_live_producers: "weakref.WeakSet[Producer]" = weakref.WeakSet()
+# Producers not closed yet. Strong references: a producer dropped without close() keeps its
+# I/O thread and its accepted records, so it must stay reachable for the atexit hook to
+# deliver them (as a Java producer that is never closed keeps the JVM's sender thread).
+_live_producers: "set[Producer]" = set()
 _time_ns = time.time_ns
 _monotonic = time.monotonic
 
